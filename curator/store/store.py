@@ -1,0 +1,333 @@
+"""The store: one directory of Lance datasets, one per table, and a multi-table commit protocol.
+
+Lance commits each dataset atomically, but a curator command writes several tables (samples, the n-gram
+statistics, rejects). The `runs` table is the commit log that makes a command atomic as a whole:
+
+1. a writer takes the lock and first *rolls back* any table whose newest Lance version is past the version
+   recorded by the last committed run (the debris of a crashed command) by restoring the recorded version;
+2. it writes its tables (each write is a Lance commit, but nobody reads it yet);
+3. it appends one row to `runs` holding the version of every table after the command. That append is the
+   commit point.
+
+Readers never look at a table's newest version: they open each table at the version the last run row
+records. A command killed at any moment therefore leaves the store readable at its previous version, and
+the next writer cleans up. The run's `seq` is the store version: `--as-of 7` opens every table as run 7
+left it, and a tag (a Lance tag on the runs dataset, mirrored on each table it wrote) names a run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lance
+import pyarrow as pa
+
+from ..errors import StoreError, UsageError
+from .faults import crash_point
+from .lock import WriterLock
+from .schema import TABLES, arrow_schema, check_schema, conform
+
+DATA_TABLES = tuple(t for t in TABLES if t != "runs")
+DEFAULT_STORE = "curator-store"
+_TAG_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+
+
+def code_version() -> str:
+    from .. import __version__
+
+    head = Path(__file__).resolve().parents[2] / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            ref = (head.parent / ref[5:]).read_text().strip()
+        return f"{__version__}+g{ref[:10]}"
+    except OSError:
+        return __version__
+
+
+def validate_tag(tag: str) -> str:
+    if not tag or not set(tag) <= _TAG_OK or tag[0] == "." or tag.isdigit():
+        raise UsageError(f"invalid tag '{tag}': use letters, digits, '.', '-' and '_', not only digits (digits name a store version)")
+    return tag
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _empty(table: str) -> pa.Table:
+    return arrow_schema(table).empty_table()
+
+
+class Store:
+    """A curator store rooted at a directory. Cheap to open; all reads go through pinned Lance versions."""
+
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.root = Path(root)
+        if not (self.root / "runs.lance").exists():
+            if not create:
+                raise StoreError(f"no curator store at {self.root} (no runs.lance); ingest data first to create one")
+            self._create()
+        self._check_schemas()
+
+    # ---- creation and checks -------------------------------------------------------------------
+    def _uri(self, table: str) -> str:
+        return str(self.root / f"{table}.lance")
+
+    def _create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with WriterLock(self.root):
+            if (self.root / "runs.lance").exists():  # another process created it meanwhile
+                return
+            versions = {}
+            for table in DATA_TABLES:
+                # mode=overwrite: a creation killed half-way left datasets but no runs.lance; start again.
+                ds = lance.write_dataset(_empty(table), self._uri(table), mode="overwrite")
+                versions[table] = ds.version
+            started = _now()
+            # runs is written last: its existence is what makes the store exist.
+            row = self._run_row("init", {}, started, versions, written=list(DATA_TABLES), seq=1, run_id=_new_run_id(),
+                                generations=[], parents=[], tags=[], checkpoints=[], summary={})
+            lance.write_dataset(row, self._uri("runs"), mode="overwrite")
+
+    def _check_schemas(self) -> None:
+        for table in TABLES:
+            uri = self._uri(table)
+            if not Path(uri).exists():
+                raise StoreError(f"store {self.root} is missing table '{table}' ({uri})")
+            check_schema(table, lance.dataset(uri).schema, str(self.root))
+
+    # ---- reading ---------------------------------------------------------------------------------
+    def runs(self, as_of: int | str | None = None) -> pa.Table:
+        """The committed runs, oldest first, up to `as_of` (a store version or a tag)."""
+        runs = lance.dataset(self._uri("runs")).to_table()
+        runs = runs.sort_by("seq")
+        if as_of is not None:
+            seq = self.resolve(as_of)
+            runs = runs.filter(pa.compute.less_equal(runs["seq"], seq))
+        return runs
+
+    def _last_run(self, as_of: int | str | None = None) -> dict[str, Any]:
+        runs = self.runs(as_of)
+        if runs.num_rows == 0:
+            raise StoreError(f"store {self.root} has no committed run")
+        return runs.slice(runs.num_rows - 1).to_pylist()[0]
+
+    def version(self) -> int:
+        """The store version: the seq of the last committed run."""
+        return int(self._last_run()["seq"])
+
+    def table_versions(self, as_of: int | str | None = None) -> dict[str, int]:
+        return json.loads(self._last_run(as_of)["tables"])
+
+    def resolve(self, ref: int | str) -> int:
+        """A store version (run seq) from a number or a tag name."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            seq = int(ref)
+            seqs = lance.dataset(self._uri("runs")).to_table(columns=["seq"])["seq"].to_pylist()
+            if seq not in seqs:
+                raise UsageError(f"no store version {seq}: versions run from 1 to {max(seqs)}")
+            return seq
+        tags = self.tags()
+        if ref not in tags:
+            raise UsageError(f"no tag '{ref}' in store {self.root}; tags: {', '.join(sorted(tags)) or 'none'}")
+        return tags[ref]
+
+    def tags(self) -> dict[str, int]:
+        """Tag name -> store version (run seq)."""
+        ds = lance.dataset(self._uri("runs"))
+        out = {}
+        for name, info in ds.tags.list().items():
+            seqs = lance.dataset(self._uri("runs"), version=info["version"]).to_table(columns=["seq"])["seq"]
+            out[name] = int(pa.compute.max(seqs).as_py())
+        return out
+
+    def tag(self, name: str, version: int | str | None = None) -> int:
+        """Tag a store version (default: the current one) on the runs dataset and on every table."""
+        validate_tag(name)
+        with WriterLock(self.root):
+            seq = self.version() if version is None else self.resolve(version)
+            runs = lance.dataset(self._uri("runs"))
+            # The runs dataset version that holds run `seq` as its newest row.
+            for v in sorted(x["version"] for x in runs.versions()):
+                seqs = lance.dataset(self._uri("runs"), version=v).to_table(columns=["seq"])["seq"]
+                if seqs and pa.compute.max(seqs).as_py() == seq:
+                    _set_tag(runs, name, v)
+                    break
+            for table, tv in self.table_versions(seq).items():
+                _set_tag(lance.dataset(self._uri(table)), name, tv)
+        return seq
+
+    def dataset(self, table: str, as_of: int | str | None = None) -> lance.LanceDataset:
+        """The Lance dataset of `table` at the committed version (or at store version `as_of`)."""
+        if table == "runs":
+            if as_of is None:
+                return lance.dataset(self._uri("runs"))
+            raise UsageError("open runs through Store.runs(as_of=...)")
+        if table not in DATA_TABLES:
+            raise UsageError(f"unknown table '{table}'; tables: {', '.join(TABLES)}")
+        return lance.dataset(self._uri(table), version=self.table_versions(as_of)[table])
+
+    def read(self, table: str, *, columns: list[str] | None = None, filter: str | None = None,
+             as_of: int | str | None = None) -> pa.Table:
+        if table == "runs":
+            return self.runs(as_of)
+        return self.dataset(table, as_of).to_table(columns=columns, filter=filter)
+
+    # ---- writing ---------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self, command: str, args: dict[str, Any]) -> Iterator["Transaction"]:
+        """Everything written inside commits together when the block ends, or not at all."""
+        with WriterLock(self.root):
+            self._check_schemas()
+            committed = self.table_versions()
+            for table, version in committed.items():
+                latest = lance.dataset(self._uri(table))
+                if latest.version != version:
+                    # Debris of a crashed writer: bring the newest version back to the committed content.
+                    lance.dataset(self._uri(table), version=version).restore()
+            tx = Transaction(self, command, args, committed)
+            try:
+                yield tx
+            except BaseException:
+                tx._abort()
+                raise
+            tx._commit()
+
+    def _run_row(self, command: str, args: dict[str, Any], started: datetime, versions: dict[str, int], *,
+                 written: list[str], seq: int, run_id: str, generations: list[int], parents: list[str],
+                 tags: list[str], checkpoints: list[str], summary: dict[str, Any]) -> pa.Table:
+        args_json = json.dumps(args, sort_keys=True, default=str)
+        row = {
+            "run_id": run_id,
+            "seq": seq,
+            "command": command,
+            "args": args_json,
+            "config_hash": hashlib.sha256(args_json.encode()).hexdigest()[:16],
+            "code_version": code_version(),
+            "started_at": started,
+            "ended_at": _now(),
+            "tables": json.dumps(versions, sort_keys=True),
+            "written": sorted(written),
+            "generations": sorted(set(generations)),
+            "parents": parents,
+            "tags": tags,
+            "checkpoints": checkpoints,
+            "summary": json.dumps(summary, sort_keys=True, default=str),
+        }
+        return pa.Table.from_pylist([row], schema=arrow_schema("runs"))
+
+    def temp_dir(self) -> Path:
+        path = self.root / "tmp"
+        path.mkdir(exist_ok=True)
+        return path
+
+
+def _new_run_id() -> str:
+    return _now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class Transaction:
+    """The writes of one command. Each method is a Lance commit that stays invisible until `_commit`."""
+
+    store: Store
+    command: str
+    args: dict[str, Any]
+    committed: dict[str, int]
+    run_id: str = field(default_factory=_new_run_id)
+    started: datetime = field(default_factory=_now)
+    written: set[str] = field(default_factory=set)
+    generations: set[int] = field(default_factory=set)
+    parents: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    _orphans: list[str] = field(default_factory=list)
+
+    def dataset(self, table: str) -> lance.LanceDataset:
+        """The table as this transaction sees it: the committed version plus its own writes."""
+        if table in self.written:
+            return lance.dataset(self.store._uri(table))
+        return lance.dataset(self.store._uri(table), version=self.committed[table])
+
+    def write_fragments(self, table: str, data: pa.Table) -> list[Any]:
+        """Write data files without committing them (for streaming a large input into one commit)."""
+        from lance.fragment import write_fragments
+
+        data = conform(table, data)
+        frags = write_fragments(data, self.store._uri(table), schema=data.schema, max_rows_per_file=1 << 22)
+        for frag in frags:
+            self._orphans.extend(str(Path(self.store._uri(table)) / "data" / f.path) for f in frag.files)
+        return frags
+
+    def commit_fragments(self, table: str, fragments: list[Any]) -> None:
+        if not fragments:
+            return
+        read_version = self.dataset(table).version
+        lance.LanceDataset.commit(self.store._uri(table), lance.LanceOperation.Append(fragments), read_version=read_version)
+        self._orphans.clear()
+        self.written.add(table)
+
+    def append(self, table: str, data: pa.Table) -> None:
+        if data.num_rows == 0:
+            return
+        lance.write_dataset(conform(table, data), self.store._uri(table), mode="append")
+        self.written.add(table)
+
+    def delete(self, table: str, predicate: str) -> None:
+        """Delete the rows matching a Lance SQL predicate (built from validated values, never user text)."""
+        ds = self.dataset(table)
+        if ds.count_rows(filter=predicate) == 0:
+            return
+        ds.delete(predicate)
+        self.written.add(table)
+
+    def tag(self, name: str) -> None:
+        validate_tag(name)
+        if name not in self.tags:
+            self.tags.append(name)
+
+    def _abort(self) -> None:
+        # Uncommitted fragment files are invisible, but they are garbage: remove them now.
+        for path in self._orphans:
+            Path(path).unlink(missing_ok=True)
+        for table in self.written:
+            lance.dataset(self.store._uri(table), version=self.committed[table]).restore()
+
+    def _commit(self) -> None:
+        crash_point("before-run-commit")
+        versions = dict(self.committed)
+        for table in self.written:
+            versions[table] = lance.dataset(self.store._uri(table)).version
+        runs = lance.dataset(self.store._uri("runs"))
+        seq = int(pa.compute.max(runs.to_table(columns=["seq"])["seq"]).as_py()) + 1
+        row = self.store._run_row(
+            self.command, self.args, self.started, versions, written=sorted(self.written), seq=seq,
+            run_id=self.run_id, generations=sorted(self.generations), parents=self.parents, tags=self.tags,
+            checkpoints=self.checkpoints, summary=self.summary,
+        )
+        runs = lance.write_dataset(row, self.store._uri("runs"), mode="append")
+        crash_point("after-run-commit")
+        # Tags are pointers, set after the commit point; a crash here loses a tag, never data.
+        for name in self.tags:
+            _set_tag(runs, name, runs.version)
+            for table in self.written:
+                _set_tag(lance.dataset(self.store._uri(table)), name, versions[table])
+        shutil.rmtree(self.store.root / "tmp", ignore_errors=True)
+
+
+def _set_tag(ds: lance.LanceDataset, name: str, version: int) -> None:
+    if name in ds.tags.list():
+        ds.tags.update(name, version)
+    else:
+        ds.tags.create(name, version)
