@@ -39,7 +39,8 @@ def _open(ctx: click.Context, create: bool = False):
 def _console():
     from rich.console import Console
 
-    return Console(soft_wrap=True)
+    # Piped output is read by people too (logs, CI): give tables room instead of 80 columns.
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _print_table(table, title: str | None = None, fmt: str = "table", output: str | None = None) -> None:
@@ -56,12 +57,19 @@ def _print_table(table, title: str | None = None, fmt: str = "table", output: st
         pq.write_table(table, output)
         return
     if fmt == "csv":
-        import pyarrow.csv as pacsv
+        import polars as pl
 
-        sink = output or sys.stdout.buffer
-        pacsv.write_csv(table, sink)
-        if output is None:
-            sys.stdout.flush()
+        frame = pl.from_arrow(table)
+        # CSV has no nested values: lists and structs are written as JSON text.
+        nested = [c for c, t in frame.schema.items() if isinstance(t, (pl.List, pl.Array, pl.Struct))]
+        if nested:
+            frame = frame.with_columns(pl.col(c).map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v, default=str),
+                                                              return_dtype=pl.String) for c in nested)
+        text = frame.write_csv()
+        if output:
+            Path(output).write_text(text)
+        else:
+            sys.stdout.write(text)
         return
     if fmt == "json":
         text = json.dumps(table.to_pylist(), default=str, indent=1)
@@ -320,13 +328,24 @@ def log(ctx: click.Context, limit: int, fmt: str) -> None:
         rows.append({
             "version": r["seq"], "run_id": r["run_id"], "command": r["command"],
             "when": r["ended_at"].strftime("%Y-%m-%d %H:%M:%S"), "generations": ",".join(map(str, r["generations"])),
-            "wrote": ", ".join(f"{t}@{json.loads(r['tables'])[t]}" for t in r["written"]),
+            "wrote": _wrote(r),
             "tags": ", ".join(sorted(tags.get(r["seq"], []))), "summary": r["summary"],
         })
     if fmt == "json":
         click.echo(json.dumps(rows, indent=1))
     else:
         _print_table(pa.Table.from_pylist(rows), title=f"runs of {store.root}")
+
+
+def _wrote(run: dict) -> str:
+    """Tables a run wrote with their versions, the four n-gram tables folded into one entry."""
+    versions = json.loads(run["tables"])
+    parts, ngram = [], []
+    for t in run["written"]:
+        (ngram if t.startswith("ngram_") else parts).append(f"{t}@{versions[t]}")
+    if ngram:
+        parts.append(f"ngram_*({len(ngram)})")
+    return ", ".join(parts)
 
 
 @cli.command()

@@ -255,10 +255,12 @@ class Transaction:
     _orphans: list[str] = field(default_factory=list)
 
     def dataset(self, table: str) -> lance.LanceDataset:
-        """The table as this transaction sees it: the committed version plus its own writes."""
-        if table in self.written:
-            return lance.dataset(self.store._uri(table))
-        return lance.dataset(self.store._uri(table), version=self.committed[table])
+        """The table as this transaction sees it: the committed content plus its own writes.
+
+        Under the writer lock, and after the rollback of `Store.transaction`, the newest Lance version
+        always holds exactly that, and appends must be based on it.
+        """
+        return lance.dataset(self.store._uri(table))
 
     def write_fragments(self, table: str, data: pa.Table) -> list[Any]:
         """Write data files without committing them (for streaming a large input into one commit)."""
