@@ -1,7 +1,7 @@
 -- name: shift/length
 -- description: Shift of the character-length distribution, length(text) in Unicode code
 --   points, between the generation's and the baseline's samples (rows of `samples` of that
---   generation; only origin = $origin unless $origin = '*'; NULL texts are left out).
+--   generation; only the given origin unless origin = '*'; NULL texts are left out).
 --   ks = the two-sample Kolmogorov-Smirnov statistic D = max over x of |F_g(x) - F_b(x)|,
 --   F = the empirical CDF (share of the side's lengths <= x), evaluated at every distinct
 --   length of either side (where the maximum is attained); NULL when either side is empty.

@@ -11,15 +11,21 @@
 --   expected_tail_loss_rare = the same mean over B_rare (= exp(-T_g / T_b));
 --   baseline_sampled = |B|.
 --   The Poisson expectation treats baseline counts as true rates, so it underestimates what an
---   independent sample of the same source loses (a random half of GSM8K loses 91% of the other
---   half's sampled 4-grams where it predicts 35%). The split expectation estimates that from
---   the baseline alone by binomial thinning, which turns Poisson counts into two independent
---   Poisson samples: each occurrence goes to part G with probability g = T_g / (T_b + T_g),
---   else to part A (a = 1 - g), so the parts have the size ratio of generation and baseline:
---   split_tail_loss = sum_B a^c / sum_B (1 - g^c) (share of A's n-grams absent from G),
---   split_tail_loss_rare = |B_rare| / sum_B c * g^(c - 1) (the same over A's count-1 n-grams),
---   c = count_b(x). The parts are smaller than the real corpora, so it errs high (safe side).
---   Loss columns NULL when |B| (or |B_rare|) = 0 or the generation has no n-grams (total NULL or 0).
+--   independent sample of the same source loses (a random half of GSM8K's answers loses 91% of
+--   the other half's sampled 4-grams where it predicts 35%). The split expectation estimates
+--   that loss from the baseline alone by thinning its documents: each document goes to part G
+--   with probability g = T_g / (T_b + T_g), else to part A (a = 1 - g), so the two parts are
+--   independent samples of the baseline's source with the generation/baseline size ratio.
+--   With d = the n-gram's document count, least(doc_freq, count) (at least 1):
+--   split_tail_loss = sum_B a^d / sum_B (1 - g^d), the expected number of A's n-grams absent
+--   from G over the expected number of A's n-grams;
+--   split_tail_loss_rare = |B_rare| / sum over x in B with count = d of d * g^(d - 1), the same
+--   for A's n-grams met once (n-grams repeated inside one document are left out of the
+--   denominator). Documents rather than occurrences are thinned because n-grams come in
+--   clumps (GSM8K repeats every number in its calculator annotations). The parts are smaller
+--   than the real corpora, so the split expectation errs high (the safe side for an alarm).
+--   Loss columns NULL when |B| (or |B_rare|) = 0 or the generation has no n-grams (total NULL
+--   or 0).
 -- param generation INTEGER: the generation measured
 -- param baseline INTEGER = 0: the reference generation
 -- param origin VARCHAR = '*': origin group ('*' = all origins)
@@ -67,8 +73,8 @@ m AS (
         count(*) AS sampled,
         avg(CASE WHEN gs.hash IS NULL THEN 1.0 ELSE 0.0 END) AS lost,
         avg(CASE WHEN gs.hash IS NULL THEN 1.0 ELSE 0.0 END) FILTER (WHERE bs.count = 1) AS lost_rare,
-        avg(exp(-bs.count * p.t_g::DOUBLE / p.t_b)) AS expected,
-        avg(exp(-bs.count * p.t_g::DOUBLE / p.t_b)) FILTER (WHERE bs.count = 1) AS expected_rare,
+        avg(exp(-bs.count * p.t_g::DOUBLE / NULLIF(p.t_b, 0))) AS expected,
+        avg(exp(-bs.count * p.t_g::DOUBLE / NULLIF(p.t_b, 0))) FILTER (WHERE bs.count = 1) AS expected_rare,
         sum(pow(p.t_b::DOUBLE / (p.t_b + p.t_g), bs.doc_freq))
           / sum(1 - pow(p.t_g::DOUBLE / (p.t_b + p.t_g), bs.doc_freq)) AS split,
         count(*) FILTER (WHERE bs.count = 1)
