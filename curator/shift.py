@@ -82,7 +82,6 @@ size (the JS floor and the tail-loss expectation are size-aware; the others are 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -91,30 +90,20 @@ import duckdb
 import pyarrow as pa
 
 from curator.errors import UsageError
-from curator.resources import sql_dir
+from curator.store import catalog
 
 # --------------------------------------------------------------------------- queries
 
-_PARAM_LINE = re.compile(r"^--\s*param\s+(\w+)\b", re.MULTILINE)
-
-
 def load_query(name: str) -> str:
     """The text of the named query `sql/{name}.sql` (e.g. 'shift/distinct_n')."""
-    path = sql_dir() / f"{name}.sql"
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"unknown query '{name}': no file {path}") from None
+    return catalog.get(name).sql
 
 
 def run_query(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
-    """Run a named query with exactly the parameters its header declares (DuckDB rejects extras)."""
-    sql = load_query(name)
-    declared = _PARAM_LINE.findall(sql)
-    missing = [p for p in declared if p not in params]
-    if missing:
-        raise UsageError(f"query '{name}' needs parameter(s) {', '.join(missing)}; got {', '.join(sorted(params)) or 'none'}")
-    return con.sql(sql, params={p: params[p] for p in declared}).to_arrow_table()
+    """Run a named query with the parameters its header declares (extra keyword arguments are ignored)."""
+    query = catalog.get(name)
+    declared = {p.name for p in query.params}
+    return con.sql(query.sql, params=query.bind({k: v for k, v in params.items() if k in declared})).to_arrow_table()
 
 
 # --------------------------------------------------------------------------- thresholds

@@ -564,8 +564,8 @@ def test_query_header_matches_body_and_runs_on_empty_tables(path: Path):
     assert result.column_names == meta["columns"]
 
 
-def test_load_query_unknown_name_lists_path():
-    with pytest.raises(UsageError, match="unknown query 'shift/nope'"):
+def test_load_query_unknown_name_lists_the_available_ones():
+    with pytest.raises(UsageError, match="no named query 'shift/nope'; available: .*shift/distinct_n"):
         shift.load_query("shift/nope")
 
 
