@@ -1,7 +1,8 @@
 """Content addressing, vectorised in DuckDB.
 
-- `sample_id` = md5 hex of `generation`, `external_id`, `prompt` and `text`, joined by the ASCII unit
-  separator (U+001F), NULLs as empty strings. Same generation + same content = same id, so re-ingesting a
+- `sample_id` = md5 hex of `generation`, `external_id`, `prompt_id` and `text_hash` (below), joined by
+  the ASCII unit separator (U+001F), NULLs as empty strings; hashing the hashes, not the text again,
+  reads every byte of the text once. Same generation + same content = same id, so re-ingesting a
   file adds nothing; the same text in another generation is another sample. The prompt is part of the
   content because a sample is a (prompt, completion) pair: the same answer to two questions is two
   samples. A file's own id field (`--id-field`) is part of it too, so deliberately repeated completions
@@ -17,11 +18,16 @@ import duckdb
 import pyarrow as pa
 
 _SQL = """
+WITH h AS (
+  SELECT external_id, md5(text) AS text_hash, CASE WHEN prompt IS NULL THEN NULL ELSE md5(prompt) END AS prompt_id
+  FROM batch
+)
 SELECT
-  md5(concat($g::VARCHAR, chr(31), coalesce(external_id, ''), chr(31), coalesce(prompt, ''), chr(31), text)) AS sample_id,
-  md5(text) AS text_hash,
-  CASE WHEN prompt IS NULL THEN NULL ELSE md5(prompt) END AS prompt_id
-FROM batch
+  md5(concat($g::VARCHAR, chr(31), coalesce(external_id, ''), chr(31), coalesce(prompt_id, ''), chr(31), text_hash))
+    AS sample_id,
+  text_hash,
+  prompt_id
+FROM h
 """
 
 

@@ -2,7 +2,8 @@
 
 Streaming: each input batch is hashed, deduplicated and written as uncommitted Lance fragments; only
 fragment metadata stays in memory. After the last batch the fragments are committed in one Lance append,
-the n-gram statistics of the touched generation are recomputed from the store, rejected rows (with
+the n-gram statistics of the touched generation are written (counted from the stream for a new
+generation, recomputed from the store when rows are added to an existing one), rejected rows (with
 `--on-error skip`) go to `rejects`, and the run row commits everything together. With the default
 `--on-error fail` the first bad row raises before anything is committed, so the store is unchanged.
 """
@@ -82,6 +83,12 @@ def ingest(
     with store.transaction("ingest", args) as tx:
         result = IngestResult(tx.run_id, 0, generation, origin, [str(f) for f, _ in files])
         seen = [tx.dataset("samples").to_table(columns=["sample_id"], filter=f"generation = {generation}")["sample_id"]]
+        streaming = None
+        if stats and len(seen[0]) == 0:
+            # A new generation: count its n-grams from the input stream instead of reading it back.
+            from ..stats.corpus import StreamingStats
+
+            streaming = StreamingStats(tx, generation, origin, tokenizer)
         rejects: list[Reject] = []
         fragments = []
         total_bytes = sum(f.stat().st_size for f, _ in files)
@@ -100,6 +107,8 @@ def ingest(
                     continue
                 table = _complete(table, generation, origin, model, decoding_json, tx.run_id)
                 fragments.extend(tx.write_fragments("samples", table))
+                if streaming is not None:
+                    streaming.update(table["text"])
                 result.rows_added += table.num_rows
                 crash_point("ingest-mid-write")
         crash_point("before-samples-commit")
@@ -112,9 +121,12 @@ def ingest(
             ]))
         result.rejected = len(rejects)
         if stats and result.rows_added:
-            from ..stats.corpus import compute_stats
+            if streaming is not None:
+                result.stats = streaming.write()
+            else:
+                from ..stats.corpus import compute_stats
 
-            result.stats = compute_stats(tx, [generation], tokenizer, progress=progress)
+                result.stats = compute_stats(tx, [generation], tokenizer, progress=progress)
             crash_point("after-stats")
         tx.generations.add(generation)
         tx.tag(f"gen-{generation}")

@@ -37,6 +37,10 @@ from .lock import WriterLock
 from .schema import TABLES, arrow_schema, check_schema, conform
 
 DATA_TABLES = tuple(t for t in TABLES if t != "runs")
+# Lance file format 2.0: it writes text about 7x faster than 2.1/2.2 (no FSST string compression:
+# 450 vs 65 MB/s measured on one core) and reads it 2x faster; ingest speed matters more here than
+# the smaller files of the newer formats.
+FILE_FORMAT = "2.0"
 DEFAULT_STORE = "curator-store"
 _TAG_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 
@@ -91,13 +95,14 @@ class Store:
             versions = {}
             for table in DATA_TABLES:
                 # mode=overwrite: a creation killed half-way left datasets but no runs.lance; start again.
-                ds = lance.write_dataset(_empty(table), self._uri(table), mode="overwrite")
+                ds = lance.write_dataset(_empty(table), self._uri(table), mode="overwrite",
+                                         data_storage_version=FILE_FORMAT)
                 versions[table] = ds.version
             started = _now()
             # runs is written last: its existence is what makes the store exist.
             row = self._run_row("init", {}, started, versions, written=list(DATA_TABLES), seq=1, run_id=_new_run_id(),
                                 generations=[], parents=[], tags=[], checkpoints=[], summary={})
-            lance.write_dataset(row, self._uri("runs"), mode="overwrite")
+            lance.write_dataset(row, self._uri("runs"), mode="overwrite", data_storage_version=FILE_FORMAT)
 
     def _check_schemas(self) -> None:
         for table in TABLES:
@@ -267,7 +272,8 @@ class Transaction:
         from lance.fragment import write_fragments
 
         data = conform(table, data)
-        frags = write_fragments(data, self.store._uri(table), schema=data.schema, max_rows_per_file=1 << 22)
+        frags = write_fragments(data, self.store._uri(table), schema=data.schema, max_rows_per_file=1 << 22,
+                                data_storage_version=FILE_FORMAT)
         for frag in frags:
             self._orphans.extend(str(Path(self.store._uri(table)) / "data" / f.path) for f in frag.files)
         return frags
