@@ -10,6 +10,18 @@ group unless --groups > 1 (then codes cycle).
 
 Prints wall and CPU seconds, MB/s of input text, peak RSS, and a per-phase breakdown (the
 phases are timed by wrapping the module's functions, which adds a little overhead).
+
+Streaming mode (``--jsonl PATH``): reads the "text" field of a JSONL file with pyarrow's streaming
+JSON reader (16 MiB blocks, one thread) and feeds it in batches of 8192 documents (as
+``curator.stats.corpus`` does), so that nothing but the accumulator grows with the corpus: peak RSS
+then shows whether ingest memory is bounded. Run each size in a fresh process (peak RSS is per
+process), pinned to one core::
+
+    taskset -c 0 .venv/bin/python benchmarks/bench_ngrams_micro.py \
+        --jsonl benchmarks/.data/corpus_100mb_prefix_50mb.jsonl --repeat 1 [--budget 268435456]
+
+``--root DIR`` imports ``curator`` from another checkout (e.g. the previous commit, for a
+before/after comparison); ``--budget``/``--spill-dir`` are only passed when given.
 """
 from __future__ import annotations
 
@@ -30,7 +42,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+_ROOT = Path(__file__).resolve().parents[1]
+if "--root" in sys.argv:
+    _ROOT = Path(sys.argv[sys.argv.index("--root") + 1]).resolve()
+sys.path.insert(0, str(_ROOT))
 
 from curator.stats import ngrams, tokenize  # noqa: E402
 
@@ -97,8 +112,86 @@ def calibrate() -> float:
     return best / len(x) * 1e9
 
 
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def read_texts(path: str, chunk: int = 8 << 20):
+    """The "text" column of a JSONL file, ~``chunk`` bytes of lines at a time.
+
+    pyarrow's own streaming reader reads ahead by an amount that grows with the file, which
+    would show up as peak RSS growing with the corpus; parsing chunks we cut ourselves keeps the
+    reader's memory fixed.
+    """
+    import pyarrow.json as pj
+
+    options = pj.ReadOptions(use_threads=False, block_size=chunk + (1 << 20))
+    rest = b""
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(chunk)
+            if not data:
+                if rest.strip():
+                    yield pj.read_json(pa.BufferReader(rest), read_options=options).column("text")
+                return
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                yield pj.read_json(pa.BufferReader(data[:cut]), read_options=options).column("text")
+
+
+def stream_jsonl(args) -> None:
+    """Feed a JSONL file's texts batch by batch; report time, peak RSS and spill activity."""
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    options = {}
+    if args.budget is not None:
+        options["memory_budget"] = args.budget
+    if args.spill_dir is not None:
+        options["spill_dir"] = args.spill_dir
+    warm = ngrams.NgramAccumulator(**options)
+    warm.update(pa.array(["warm up café", "Ünïcode"]), np.zeros(2, np.int64))
+    warm.finish(["x"])
+    del warm
+    nbytes = Path(args.jsonl).stat().st_size
+    for _ in range(args.repeat):
+        rss0 = peak_rss_mb()
+        acc = ngrams.NgramAccumulator(**options)
+        w0, c0 = time.perf_counter(), time.process_time()
+        acc_cpu = 0.0
+        peak_state = 0
+        rss1 = None
+        for texts in read_texts(args.jsonl):
+            for i in range(0, len(texts), 8192):
+                chunk = texts.slice(i, 8192)
+                t = time.process_time()
+                acc.update(chunk, np.zeros(len(chunk), np.int32))
+                acc_cpu += time.process_time() - t
+                peak_state = max(peak_state, acc.state_nbytes())
+                rss1 = peak_rss_mb() if rss1 is None else rss1
+        t = time.process_time()
+        stats = acc.finish(["human"])
+        finish_cpu = time.process_time() - t
+        acc_cpu += finish_cpu
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        spilled = getattr(acc, "spilled_nbytes", lambda: 0)()
+        if hasattr(acc, "close"):
+            acc.close()
+        print(f"{Path(args.jsonl).name}: {nbytes / 1e6:.1f} MB  wall {wall:.2f}s  cpu {cpu:.2f}s "
+              f"(accumulator {acc_cpu:.2f}s = {nbytes / acc_cpu / 1e6:.2f} MB/cpu-s, finish {finish_cpu:.2f}s)  "
+              f"peak RSS {peak_rss_mb():.0f} MB (before {rss0:.0f}, after one batch {rss1:.0f})  "
+              f"peak state {peak_state / 2**20:.0f} MiB  "
+              f"spilled {spilled / 2**20:.0f} MiB  missing {stats.missing_texts}  "
+              f"distinct {stats.totals['distinct'].to_pylist()}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--jsonl", default=None, help="stream this JSONL file's 'text' field (see docstring)")
+    ap.add_argument("--budget", type=int, default=None, help="memory_budget in bytes (streaming mode)")
+    ap.add_argument("--spill-dir", default=None, help="spill_dir (streaming mode)")
+    ap.add_argument("--root", default=None, help="import curator from this checkout")
     ap.add_argument("--mb", type=float, default=50)
     ap.add_argument("--perturb", type=float, default=0.0, help="share of words suffixed in each copy")
     ap.add_argument("--batch", type=int, default=50_000)
@@ -109,6 +202,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.block:
         ngrams._BLOCK_TOKENS = args.block
+    if args.jsonl:
+        stream_jsonl(args)
+        return
     if not DATA.is_dir():
         sys.exit(f"benchmark data not found at {DATA}")
     docs = corpus(args.mb, args.perturb)

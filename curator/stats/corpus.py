@@ -39,10 +39,8 @@ def _tokenizer(spec: str) -> Tokenizer:
 def _accumulator(tx: Transaction, tok: Tokenizer, buckets: int, top_k: int, sample_rate: int) -> NgramAccumulator:
     if buckets < 1 or top_k < 1 or sample_rate < 1:
         raise UsageError(f"buckets, top_k and sample_rate must be >= 1, got {buckets}, {top_k}, {sample_rate}")
-    options: dict[str, Any] = {}
-    if "spill_dir" in NgramAccumulator.__init__.__code__.co_varnames:
-        options["spill_dir"] = tx.store.temp_dir()
-    return NgramAccumulator(tok, buckets=buckets, top_k=top_k, sample_rate=sample_rate, **options)
+    # Partial counts past the memory budget spill under <store>/tmp, which the commit removes.
+    return NgramAccumulator(tok, buckets=buckets, top_k=top_k, sample_rate=sample_rate, spill_dir=tx.store.temp_dir())
 
 
 def _scan(tx: Transaction, generation: int, origins: list[str]) -> Iterable[tuple[pa.Array, np.ndarray]]:
@@ -92,7 +90,8 @@ class StreamingStats:
 
     def write(self) -> dict[str, Any]:
         """Finish and write; call after the samples are committed (a second text pass may read them)."""
-        result = _finish(self.acc, [self.origin], lambda: _scan(self.tx, self.generation, [self.origin]))
+        with self.acc:
+            result = _finish(self.acc, [self.origin], lambda: _scan(self.tx, self.generation, [self.origin]))
         return {"tokenizer": self.tok.name, f"gen_{self.generation}": _write(self.tx, self.generation, self.tok, result)}
 
 
@@ -119,12 +118,12 @@ def compute_stats(
             for table in STATS_TABLES:
                 tx.delete(table, f"generation = {generation} AND tokenizer = '{tok.name}'")
             continue
-        acc = _accumulator(tx, tok, buckets, top_k, sample_rate)
         bar = progress.task(f"n-gram stats gen {generation}", total=samples.count_rows(filter=where))
-        for texts, codes in _scan(tx, generation, origins):
-            acc.update(texts, codes)
-            bar.advance(len(texts))
-        result = _finish(acc, origins, lambda: _scan(tx, generation, origins))
+        with _accumulator(tx, tok, buckets, top_k, sample_rate) as acc:
+            for texts, codes in _scan(tx, generation, origins):
+                acc.update(texts, codes)
+                bar.advance(len(texts))
+            result = _finish(acc, origins, lambda: _scan(tx, generation, origins))
         summary[f"gen_{generation}"] = {"origins": origins, **_write(tx, generation, tok, result)}
     return summary
 

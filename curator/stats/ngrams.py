@@ -26,12 +26,35 @@ Definitions (tokens come from a ``curator.stats.tokenize`` tokenizer; all arithm
 How it works. ``update`` tokenizes a batch, cuts it into blocks of about 64k tokens (whole
 documents of one group) and, per block and n, sorts the occurrences once. N-grams seen once in the
 block ("singles", most 3- and 4-grams) are kept as bare 8-byte values; the others as (value,
-count, doc_freq). Those sorted partial aggregates are all that is kept between calls (no text);
-for 3- and 4-grams they are about one row per occurrence, which is the main memory cost
-(8 bytes per single occurrence; about 4 bytes of state per byte of English text for n = 1..4). ``finish`` merges them per group and n (doc_freq adds up
-because a document lives in one block), merges all groups again for ``'*'``, and builds the
-tables. Internally everything is keyed by S, not by the hash: the finaliser is a bijection, so
-the counts are the same, and it then runs once per distinct n-gram instead of per occurrence.
+count, doc_freq). Those sorted partial aggregates ("runs") are all that is kept between calls (no
+text); for 3- and 4-grams they are about one row per occurrence (8 bytes per single occurrence;
+about 4 bytes of state per byte of English text for n = 1..4). Internally everything is keyed by
+S, not by the hash: the finaliser is a bijection, so the counts are the same, and it then runs
+once per distinct n-gram instead of per occurrence.
+
+Memory. The runs in memory (``state_nbytes()``) are kept under ``memory_budget`` (default 256 MiB;
+None = unlimited): after any block that takes them over it, all of them are spilled, i.e. appended
+to one file in a private temporary directory (under ``spill_dir``; deleted by ``close()``, a
+``with`` block or garbage collection, not by ``finish``, since ``update`` may follow). A spill
+cuts every run at the same ``_SPILL_PARTS`` (64) S-value ranges (S is uniform) and writes, per
+(group, n) and range, the slices of all runs back to back (gathered writes, no copy), one range
+after the other: sequential writes, no merging (``finish`` sorts every range once anyway, and
+merging twice would cost more than the extra bytes), and each range, or a run of consecutive
+ranges, is one sequential read later. The spill file is about 4 bytes per byte of text beyond the
+budget. ``finish`` never holds a merged (group, n): it takes one S range at a time (a power of two
+of ranges per n, sized to about ``_UNIT_ROWS`` rows; whole spill ranges when something was
+spilled), merges each group's pieces of it (slices of the runs in memory, the spilled ranges),
+folds the merged rows straight into the outputs (``distinct`` += rows; the bucket histogram; a
+running top-k that only rows beating its current k-th can enter; the sample rows), then merges all
+groups' rows of that range for ``'*'`` (doc_freq adds up because a document lives in one block and
+one group) and folds those. Every statistic is per distinct n-gram and each lives in exactly one
+range, so this is exact, and the tables are identical whatever was spilled. Peak memory is thus
+about the budget, plus one batch's working memory, plus during ``finish`` the merge of one range
+(``_UNIT_ROWS`` rows of all groups, or 1/64 of one n's rows if more, and their temporaries: about
+15 MB for 100 MB of text), plus the outputs: the sample (1/sample_rate of the distinct n-grams) is
+output and grows with the corpus, and so, slowly, do the kept top-k texts (below; about 3,000 for
+100 MB of text). Only the outputs are cached for a second ``finish`` after ``fill_texts``; nothing
+is merged again.
 
 Top-k texts. A hash cannot be turned back into text, so each batch keeps the texts of its
 ``text_candidates`` (default max(4 * top_k, 256)) most frequent n-grams per group and n (by
@@ -43,8 +66,13 @@ the same documents (a second pass) recovers them, and ``finish`` is then called 
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -55,6 +83,7 @@ from curator.stats.tokenize import GOLDEN, TokenBatch, Tokenizer, get_tokenizer,
 __all__ = [
     "ALL_GROUPS",
     "BUCKETS_SCHEMA",
+    "DEFAULT_MEMORY_BUDGET",
     "NGRAM_K",
     "SAMPLE_SCHEMA",
     "TOP_SCHEMA",
@@ -92,10 +121,19 @@ _K = _U64(NGRAM_K)
 # Tokens per block: the sort and its gathers then stay in L2, several times faster than on a
 # whole batch, while a block still dedupes most repeated 1- and 2-grams before finish.
 _BLOCK_TOKENS = 1 << 16
-# Rows per partition when merging (value, count, doc_freq) partials in finish, for the same reason.
-_MERGE_ROWS = 1 << 16
-# Values per partition when merging singles (plain values, no payload).
-_SINGLES_ROWS = 1 << 16
+# Value-range partitions of the spill file (a power of two): finish reads one or a few at a time,
+# so its working memory is about 1/_SPILL_PARTS of the spilled state per n.
+_SPILL_PARTS = 64
+# Rows (all groups of one n) per value range that finish merges at once: big enough that the
+# per-range Python overhead is small, small enough that the sorts stay mostly in cache.
+_UNIT_ROWS = 1 << 18
+# Most value ranges finish uses when nothing was spilled (any power of two works then).
+_MAX_UNITS = 4096
+# Bucket histograms up to this many buckets are dense arrays; larger ones are summed sparsely.
+_DENSE_BUCKETS = 1 << 22
+# Values per piece when finalising many hashes at once (see _finalise).
+_FINALISE_ROWS = 1 << 15
+DEFAULT_MEMORY_BUDGET = 256 << 20
 _EMPTY_U64 = np.zeros(0, np.uint64)
 _EMPTY_I64 = np.zeros(0, np.int64)
 
@@ -143,7 +181,15 @@ def _ngram_values(token_hashes: np.ndarray, doc_offsets: np.ndarray, n: int) -> 
 
 def _finalise(s: np.ndarray, n: int) -> np.ndarray:
     """hash = mix64(S XOR n * GOLDEN): a bijection of S, so grouping by S = grouping by hash."""
-    return mix64(s ^ _U64((n * GOLDEN) & 0xFFFFFFFFFFFFFFFF))
+    h = s ^ _U64((n * GOLDEN) & 0xFFFFFFFFFFFFFFFF)
+    if len(h) <= _FINALISE_ROWS:
+        return mix64(h)
+    # mix64 makes seven passes; in cache-sized pieces they cost about half as much.
+    tmp = np.empty(_FINALISE_ROWS, np.uint64)
+    for i in range(0, len(h), _FINALISE_ROWS):
+        part = h[i : i + _FINALISE_ROWS]
+        mix64(part, tmp[: len(part)])
+    return h
 
 
 # -- sorting primitives -----------------------------------------------------------------------
@@ -354,135 +400,234 @@ def _aggregate(s: np.ndarray, doc: np.ndarray, drop: np.ndarray | None) -> _Bloc
 # -- merging partial aggregates ---------------------------------------------------------------
 
 
-def _merge_runs(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
-    """Merge sorted (value, count, doc_freq) runs into one sorted run, summing per value."""
-    runs = [r for r in runs if len(r[0])]
-    if not runs:
-        return _EMPTY_U64, _EMPTY_I64, _EMPTY_I64
-    if len(runs) == 1:
-        return runs[0]
-    total = sum(len(r[0]) for r in runs)
-    parts = max(1, -(-total // _MERGE_ROWS))
-    if parts == 1:
-        return _merge_block([r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs])
-    # Runs are sorted, so cutting all of them at the same values gives independent partitions
-    # that are merged one at a time in cache.
-    edges = _edges(parts)
-    cuts = np.stack([np.concatenate([[0], np.searchsorted(r[0], edges), [len(r[0])]]) for r in runs]).tolist()
-    out_h, out_c, out_d = [], [], []
-    for p in range(parts):
-        hs, cs, ds = [], [], []
-        for r, cut in zip(runs, cuts):
-            a, b = cut[p], cut[p + 1]
-            if b > a:
-                hs.append(r[0][a:b])
-                cs.append(r[1][a:b])
-                ds.append(r[2][a:b])
-        if hs:
-            h, c, d = _merge_block(hs, cs, ds)
-            out_h.append(h)
-            out_c.append(c)
-            out_d.append(d)
-    return np.concatenate(out_h), np.concatenate(out_c), np.concatenate(out_d)
-
-
 def _edges(parts: int) -> np.ndarray:
-    """parts - 1 values cutting the uint64 range into equal parts (values are uniform)."""
+    """parts - 1 values cutting the uint64 range into equal parts (values are uniform).
+
+    For parts = 2**b the cuts are the multiples of 2**(64 - b), so the parts of a coarser power of
+    two are unions of consecutive finer ones (finish reads several spill partitions as one unit).
+    """
     if parts <= 1:
         return _EMPTY_U64
     return np.arange(1, parts, dtype=np.uint64) * _U64((1 << 64) // parts)
 
 
-def _merge_block(hs, cs, ds):
-    h = np.concatenate(hs)
-    order, sorted_h, _, starts = _group_sorted(h)
-    c = np.concatenate(cs)[order]
-    d = np.concatenate(ds)[order]
-    return sorted_h[starts], _group_sums(c, starts), _group_sums(d, starts)
+def _cuts(runs: list[np.ndarray], edges: np.ndarray) -> np.ndarray:
+    """(runs, parts + 1) positions cutting each sorted run at ``edges`` (0 and len at the ends)."""
+    out = np.zeros((len(runs), len(edges) + 2), np.int64)
+    for i, r in enumerate(runs):
+        out[i, 1:-1] = np.searchsorted(r, edges)
+        out[i, -1] = len(r)
+    return out
+
+
+def _concat(pieces: list[np.ndarray], dtype=np.uint64) -> np.ndarray:
+    if len(pieces) == 1:
+        return pieces[0]
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype)
+
+
+def _merge_multis(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
+    """Sorted distinct values with summed count and doc_freq, from (value, count, doc_freq) pieces
+    in any order. doc_freq comes back as the count array itself when every piece's doc_freq equals
+    its count (no n-gram repeats inside a document: most 3- and 4-grams), which saves work."""
+    same = all(d is c or np.array_equal(c, d) for _, c, d in runs)
+    v = _concat([r[0] for r in runs])
+    order, hs, _, starts = _group_sorted(v)
+    c = _group_sums(_concat([r[1] for r in runs], np.int64)[order], starts)
+    d = c if same else _group_sums(_concat([r[2] for r in runs], np.int64)[order], starts)
+    return hs[starts], c, d
+
+
+def _merge_unit(singles: list[np.ndarray], multis: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(value, count, doc_freq) of every distinct value of one value range, from its pieces.
+
+    ``singles`` are uint64 arrays of values seen once per piece (count = doc_freq = 1 each),
+    ``multis`` (value, count, doc_freq) arrays; a value may occur in many pieces, and pieces need
+    not be sorted (a spilled partition is a concatenation of sorted slices). doc_freq adds up
+    because a document lives in one block. Singles only need a plain value sort (no payload);
+    the merged multis are then added to the distinct singles. Rows come out as the sorted
+    distinct singles followed by the multis no single had: not globally sorted, which no
+    statistic needs. doc_freq is the very array of count when the two are equal everywhere.
+    """
+    singles = [a for a in singles if len(a)]
+    multis = [r for r in multis if len(r[0])]
+    if singles:
+        s = np.concatenate(singles) if len(singles) > 1 else singles[0].copy()
+        s.sort()
+        m = len(s)
+        new = np.empty(m, bool)
+        new[0] = True
+        np.not_equal(s[1:], s[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        if len(starts) == m:
+            sv, sc = s, np.ones(m, np.int64)
+        else:
+            sv, sc = s[starts], _run_lengths(starts, m)
+    else:
+        sv, sc = _EMPTY_U64, _EMPTY_I64
+    if not multis:
+        return sv, sc, sc
+    mv, mc, md = _merge_multis(multis)
+    if not len(sv):
+        return mv, mc, md
+    same = md is mc
+    pos = np.searchsorted(sv, mv)
+    np.minimum(pos, len(sv) - 1, out=pos)
+    found = sv[pos] == mv
+    hit = pos[found]  # distinct: both sides are distinct values
+    sd = sc if same else sc.copy()
+    sc[hit] += mc[found]
+    if not same:
+        sd[hit] += md[found]
+    extra = np.flatnonzero(~found)
+    if not len(extra):
+        return sv, sc, sd
+    v = np.concatenate([sv, mv[extra]])
+    c = np.concatenate([sc, mc[extra]])
+    return v, c, (c if same else np.concatenate([sd, md[extra]]))
 
 
 def _merge_partials(singles: list[np.ndarray], multis: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(value, count, doc_freq) of every distinct value, from one (group, n)'s partials.
+    """(value, count, doc_freq) of every distinct value of one (group, n)'s partials, in memory.
 
-    Singles carry no payload (count = doc_freq = 1), so they only need a plain value sort; the
-    merged multis are then added to the distinct singles. All arrays are sorted, so cutting
-    them at common values gives partitions that are merged one at a time in cache, each written
-    straight into the outputs. doc_freq is the very same array as count when the two are equal
-    everywhere (no n-gram repeats inside a document: most 3- and 4-grams), which saves a copy of
-    the largest arrays.
+    For tests and small inputs; ``finish`` merges one value range at a time (``_merge_unit``).
     """
-    mv, mc, md = _merge_runs(multis)
-    same = bool(np.array_equal(mc, md))
-    singles = [a for a in singles if len(a)]
-    if not singles:
-        return mv, mc, (mc if same else md)
-    bound = sum(len(a) for a in singles) + len(mv)
-    parts = max(1, -(-bound // _SINGLES_ROWS))
-    edges = _edges(parts)
-    cuts = np.stack([np.concatenate([[0], np.searchsorted(a, edges), [len(a)]]) for a in singles]).T.tolist()
-    mcut = np.concatenate([[0], np.searchsorted(mv, edges), [len(mv)]]).tolist()
-    # Outputs sized for the worst case (nothing repeats); untouched pages cost address space only.
-    out_v = np.empty(bound, np.uint64)
-    out_c = np.empty(bound, np.int64)
-    out_d = out_c if same else np.empty(bound, np.int64)
-    sizes = [sum(y - x for x, y in zip(lo, hi)) for lo, hi in zip(cuts[:-1], cuts[1:])]
-    buf = np.empty(max(sizes), np.uint64)  # one concatenation buffer for every partition
-    new = np.empty(len(buf), bool)
-    at = 0
-    for p in range(parts):
-        pieces = [a[x:y] for a, x, y in zip(singles, cuts[p], cuts[p + 1]) if y > x]
-        m = sum(len(x) for x in pieces)
-        if m:
-            v = np.concatenate(pieces, out=buf[:m]) if len(pieces) > 1 else pieces[0]
-            if len(pieces) > 1:
-                v.sort()
-            nw = new[:m]
-            nw[0] = True
-            np.not_equal(v[1:], v[:-1], out=nw[1:])
-            starts = np.flatnonzero(nw)
-            k = len(starts)
-            np.take(v, starts, out=out_v[at : at + k])
-            cnt = out_c[at : at + k]
-            np.subtract(starts[1:], starts[:-1], out=cnt[:-1])
-            cnt[-1] = m - starts[-1]
-            if not same:
-                out_d[at : at + k] = cnt
-        else:
-            k = 0
-        a, b = mcut[p], mcut[p + 1]
-        at += k + _add_multis(out_v, out_c, out_d, at, k, mv[a:b], mc[a:b], md[a:b], same)
-    return out_v[:at], out_c[:at], out_d[:at]
+    return _merge_unit(list(singles), list(multis))
 
 
-def _add_multis(out_v, out_c, out_d, at: int, k: int, mv, mc, md, same: bool) -> int:
-    """Add merged multis to the k distinct singles at out[at:at+k]; returns how many rows it
-    appended (multis whose value no single had)."""
-    if not len(mv):
-        return 0
-    su = out_v[at : at + k]
-    if k:
-        pos = np.minimum(np.searchsorted(su, mv), k - 1)
-        found = su[pos] == mv
-        hit = at + pos[found]
-        out_c[hit] += mc[found]
-        if not same:
-            out_d[hit] += md[found]
-        extra = np.flatnonzero(~found)
-    else:
-        extra = np.arange(len(mv))
-    e = len(extra)
-    end = at + k
-    np.take(mv, extra, out=out_v[end : end + e])
-    np.take(mc, extra, out=out_c[end : end + e])
-    if not same:
-        np.take(md, extra, out=out_d[end : end + e])
-    return e
+def _merge_groups(merged: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
+    """'*' of one value range from every group's merged rows: rows seen once go the plain-sort
+    way of singles (count 1 implies doc_freq 1), the others as multis."""
+    singles, multis = [], []
+    for v, c, d in merged:
+        one = c == 1
+        singles.append(v[one])
+        more = ~one
+        cm = c[more]
+        multis.append((v[more], cm, cm if d is c else d[more]))
+    return _merge_unit(singles, multis)
 
 
 @dataclass
 class _Partials:
     singles: list = field(default_factory=list)  # sorted uint64 arrays
     multis: list = field(default_factory=list)  # (value u64 sorted, count i64, doc_freq i64)
+
+
+@dataclass
+class _Spill:
+    """One spill: where each (group, n)'s value-range partitions lie in the spill file.
+
+    ``regions[(g, n)] = (offsets, counts, rows)``: the byte offset of each partition and of the
+    end (partitions + 1 entries), (singles, multis, doc_freq written: 1 or 0 = equals count) per
+    partition, and the total rows. A partition's bytes are its singles (uint64), then the multis'
+    values (uint64), counts (int64) and, if written, doc_freqs (int64); the partitions of one
+    (group, n) follow each other, so a run of them is one read.
+    """
+
+    regions: dict[tuple[int, int], tuple[list[int], list[tuple[int, int, int]], int]]
+
+    def rows(self, key: tuple[int, int]) -> int:
+        region = self.regions.get(key)
+        return 0 if region is None else region[2]
+
+    def read(self, f, key: tuple[int, int], p0: int, p1: int, singles: list, multis: list) -> None:
+        """Append the pieces of partitions [p0, p1) of ``key`` to ``singles`` and ``multis``."""
+        region = self.regions.get(key)
+        if region is None:
+            return
+        offsets, counts, _ = region
+        if offsets[p1] == offsets[p0]:
+            return
+        buf = np.empty((offsets[p1] - offsets[p0]) // 8, np.uint64)
+        _read_exact(f, buf, offsets[p0])
+        at = 0
+        for ns, nm, stored in counts[p0:p1]:
+            if ns:
+                singles.append(buf[at : at + ns])
+                at += ns
+            if nm:
+                c = buf[at + nm : at + 2 * nm].view(np.int64)
+                d = buf[at + 2 * nm : at + 3 * nm].view(np.int64) if stored else c
+                multis.append((buf[at : at + nm], c, d))
+                at += nm * (2 + stored)
+
+
+class _Fold:
+    """The outputs of one (group, n), folded in one value range after another: distinct count,
+    bucket histogram, running top-k candidates, sample rows. Every statistic is per distinct
+    value, and a value lives in exactly one range, so folding ranges one by one is exact."""
+
+    def __init__(self, n: int, buckets: int, top_k: int, sample_rate: int) -> None:
+        self.n = n
+        self.buckets = buckets
+        self.top_k = top_k
+        self.limit = _U64((1 << 64) // sample_rate) if sample_rate > 1 else None
+        self.distinct = 0
+        # Dense float64 sums (exact below 2**53) unless the histogram itself would be large.
+        self.hist = np.zeros(buckets, np.float64) if buckets <= _DENSE_BUCKETS else None
+        self.sparse: list[tuple[np.ndarray, np.ndarray]] = []
+        # Current top-k: hash, value, count, doc_freq, in rank order.
+        self.top = (_EMPTY_U64, _EMPTY_U64, _EMPTY_I64, _EMPTY_I64)
+        self.samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.bucket_ids = np.zeros(0, np.int32)
+        self.bucket_counts = _EMPTY_I64
+        self.sample = (_EMPTY_U64, _EMPTY_I64, _EMPTY_I64)
+
+    def add(self, v: np.ndarray, c: np.ndarray, d: np.ndarray) -> None:
+        if not len(v):
+            return
+        self.distinct += len(v)
+        h = _finalise(v, self.n)
+        bucket = (h % _U64(self.buckets)).view(np.int64)
+        if self.hist is not None:
+            self.hist += np.bincount(bucket, weights=c, minlength=self.buckets)
+        else:
+            ub, inv = np.unique(bucket, return_inverse=True)
+            self.sparse.append((ub, np.bincount(inv, weights=c)))
+        self._add_top(h, v, c, d)
+        keep = np.flatnonzero(h < self.limit) if self.limit is not None else slice(None)
+        self.samples.append((h[keep], c[keep], d[keep]))
+
+    def _add_top(self, h, v, c, d) -> None:
+        k = self.top_k
+        if not k:
+            return
+        th, tv, tc, td = self.top
+        if len(th) == k:
+            # Only rows that beat the current k-th (count desc, hash asc) can enter.
+            ck, hk = tc[-1], th[-1]
+            sel = np.flatnonzero(c >= ck)
+            if len(sel):
+                sel = sel[(c[sel] > ck) | (h[sel] < hk)]
+        else:
+            sel = _top_indices(h, c, k)
+        if not len(sel):
+            return
+        hh = np.concatenate([th, h[sel]])
+        cc = np.concatenate([tc, c[sel]])
+        idx = _top_indices(hh, cc, k)
+        self.top = (hh[idx], np.concatenate([tv, v[sel]])[idx], cc[idx], np.concatenate([td, d[sel]])[idx])
+
+    def close(self) -> None:
+        """Turn the running sums into the final rows (and drop the running state)."""
+        if self.hist is not None:
+            nz = np.flatnonzero(self.hist)
+            self.bucket_ids = nz.astype(np.int32)
+            self.bucket_counts = np.rint(self.hist[nz]).astype(np.int64)
+        elif self.sparse:
+            ub, inv = np.unique(np.concatenate([b for b, _ in self.sparse]), return_inverse=True)
+            sums = np.bincount(inv, weights=np.concatenate([s for _, s in self.sparse]))
+            self.bucket_ids = ub.astype(np.int32)
+            self.bucket_counts = np.rint(sums).astype(np.int64)
+        self.hist = None
+        self.sparse = []
+        if self.samples:
+            h = np.concatenate([s[0] for s in self.samples])
+            order = np.argsort(h)
+            self.sample = (h[order], np.concatenate([s[1] for s in self.samples])[order],
+                           np.concatenate([s[2] for s in self.samples])[order])
+        self.samples = []
 
 
 # -- the accumulator --------------------------------------------------------------------------
@@ -493,11 +638,17 @@ class NgramAccumulator:
 
     ``update(texts, groups)`` takes N documents and an int array of their group codes
     (0..G-1, e.g. the origin of each document); ``finish(group_names)`` names the codes.
+
+    ``memory_budget`` (bytes, None = unlimited) bounds the partial aggregates kept in memory;
+    beyond it they are spilled to a fresh directory under ``spill_dir`` (default: the system
+    temporary directory). ``close()`` (or leaving a ``with`` block, or garbage collection)
+    deletes that directory; ``finish`` keeps it, since ``update`` may still follow.
     """
 
     def __init__(self, tokenizer: Tokenizer | str = "word_v1", ns: Iterable[int] = (1, 2, 3, 4),
                  buckets: int = 10_000, top_k: int = 100, sample_rate: int = 16,
-                 text_candidates: int | None = None) -> None:
+                 text_candidates: int | None = None, memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+                 spill_dir: str | Path | None = None) -> None:
         self.tokenizer = get_tokenizer(tokenizer)
         ns = tuple(sorted({int(n) for n in ns}))
         if not ns or ns[0] < 1 or ns[-1] > MAX_N:
@@ -515,7 +666,12 @@ class NgramAccumulator:
         self.text_candidates = max(4 * self.top_k, 256) if text_candidates is None else int(text_candidates)
         if self.text_candidates < 1:
             raise UsageError(f"text_candidates must be >= 1, got {text_candidates}")
+        if memory_budget is not None and int(memory_budget) < 0:
+            raise UsageError(f"memory_budget must be >= 0 bytes (or None), got {memory_budget}")
+        self.memory_budget = None if memory_budget is None else int(memory_budget)
+        self.spill_dir = None if spill_dir is None else Path(spill_dir)
         self._partials: dict[tuple[int, int], _Partials] = {}
+        self._state_bytes = 0  # bytes of self._partials, kept up to date by _add_block and _spill
         self._documents = _EMPTY_I64
         self._tokens = _EMPTY_I64
         self._totals = {n: _EMPTY_I64 for n in ns}
@@ -523,25 +679,56 @@ class NgramAccumulator:
         self._texts: dict[int, dict[int, str]] = {}
         # Final hash -> (n, S) of the top-k n-grams the last finish had no text for.
         self._missing: dict[int, tuple[int, int]] = {}
-        # finish's merged partials, kept for a second finish after fill_texts; update drops them.
-        self._merged: dict | None = None
+        # finish's folded outputs per (group or None = '*', n), kept for a second finish after
+        # fill_texts (only the texts are resolved again); update drops them.
+        self._result: dict[tuple[int | None, int], _Fold] | None = None
+        # Spilled partials: one file, appended to by every spill; created at the first spill.
+        self._spills: list[_Spill] = []
+        self._spill_file: Path | None = None
+        self._spill_bytes = 0
+        self._cleanup: weakref.finalize | None = None
+        self._closed = False
+        # Fixed for the accumulator's life: every spill cuts alike. A power of two, so that finish
+        # can read runs of consecutive partitions as one value range (see _edges).
+        self._parts = _SPILL_PARTS
+        if self._parts < 1 or self._parts & (self._parts - 1):
+            raise UsageError(f"_SPILL_PARTS must be a power of two, got {self._parts}")
 
     def state_nbytes(self) -> int:
-        """Bytes held by the partial aggregates (the state that grows with the corpus)."""
-        total = 0
-        for part in self._partials.values():
-            total += sum(a.nbytes for a in part.singles)
-            total += sum(v.nbytes + c.nbytes + d.nbytes for v, c, d in part.multis)
-        return total
+        """Bytes of partial aggregates held in memory (at most about ``memory_budget``)."""
+        return self._state_bytes
+
+    def spilled_nbytes(self) -> int:
+        """Bytes of partial aggregates written to the spill file so far."""
+        return self._spill_bytes
+
+    def close(self) -> None:
+        """Delete the spill directory and drop the partial aggregates. Afterwards ``finish``
+        only returns the last result again (with texts ``fill_texts`` found since); ``update``
+        raises."""
+        if self._cleanup is not None:
+            self._cleanup()
+        self._spills = []
+        self._partials = {}
+        self._state_bytes = 0
+        self._closed = True
+
+    def __enter__(self) -> NgramAccumulator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- update ---------------------------------------------------------------------------
 
     def update(self, texts: pa.Array | pa.ChunkedArray, groups: np.ndarray) -> None:
         """Add a batch: ``texts`` (N strings; null = empty) and ``groups`` (N int group codes)."""
+        if self._closed:
+            raise UsageError("this NgramAccumulator is closed; start a new one")
         groups = self._check_groups(groups, len(texts))
         if len(groups) == 0:
             return
-        self._merged = None
+        self._result = None
         self._add(self.tokenizer.encode(texts), groups)
 
     @staticmethod
@@ -616,9 +803,70 @@ class NgramAccumulator:
             part = self._partials.setdefault((g, n), _Partials())
             if len(block.singles):
                 part.singles.append(block.singles)
+                self._state_bytes += block.singles.nbytes
             if len(block.multi):
                 part.multis.append((block.multi, block.count, block.doc_freq))
+                self._state_bytes += block.multi.nbytes + block.count.nbytes
+                if block.doc_freq is not block.count:
+                    self._state_bytes += block.doc_freq.nbytes
             self._block_candidates(candidates, g, n, block, t0)
+        # Checked per block, so the state never exceeds the budget by more than one block's.
+        if self.memory_budget is not None and self._state_bytes > self.memory_budget:
+            self._spill()
+
+    # -- spill ----------------------------------------------------------------------------
+
+    def _spill_path(self) -> Path:
+        if self._spill_file is None:
+            if self.spill_dir is not None:
+                self.spill_dir.mkdir(parents=True, exist_ok=True)
+            path = Path(tempfile.mkdtemp(prefix="curator-ngrams-", dir=self.spill_dir))
+            # Deletes the directory on close(), garbage collection or interpreter exit; holds no
+            # reference to self.
+            self._cleanup = weakref.finalize(self, shutil.rmtree, str(path), True)
+            self._spill_file = path / "partials.bin"
+        return self._spill_file
+
+    def _spill(self) -> None:
+        """Append all in-memory partials to the spill file, cut into ``_parts`` value ranges.
+
+        Per (group, n) and range, the slices of all sorted runs are written back to back (one
+        gathered write per range, no copy into a contiguous buffer first), one range after the
+        other, so finish reads a range (or a run of ranges) in one sequential read. The slices are
+        not merged here: finish sorts every range once anyway, and merging twice would cost more
+        than the extra bytes.
+        """
+        parts = self._parts
+        edges = _edges(parts)
+        regions: dict[tuple[int, int], tuple] = {}
+        at = self._spill_bytes
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        fd = os.open(self._spill_path(), flags, 0o600)
+        try:
+            for key, part in self._partials.items():
+                singles, multis = part.singles, part.multis
+                # doc_freq is not written when it is count itself in every run (see _aggregate).
+                stored = 0 if all(r[2] is r[1] for r in multis) else 1
+                arrays = [memoryview(a) for a in singles]
+                scut = _cuts(singles, edges)
+                mcut = _cuts([r[0] for r in multis], edges)
+                for j in range(2 + stored):
+                    arrays += [memoryview(r[j]) for r in multis]
+                cuts = np.concatenate([scut] + [mcut] * (2 + stored)).tolist()
+                sizes = np.diff(scut, axis=1).sum(axis=0), np.diff(mcut, axis=1).sum(axis=0)
+                words = sizes[0] + sizes[1] * (2 + stored)
+                offsets = (at + 8 * np.concatenate([[0], np.cumsum(words)])).tolist()
+                counts = [(x, y, stored) for x, y in zip(sizes[0].tolist(), sizes[1].tolist())]
+                for p in range(parts):
+                    _write_all(fd, [a[c[p] : c[p + 1]] for a, c in zip(arrays, cuts) if c[p + 1] > c[p]])
+                at = offsets[-1]
+                regions[key] = (offsets, counts, int(sizes[0].sum() + sizes[1].sum()))
+        finally:
+            os.close(fd)
+        self._spill_bytes = at
+        self._spills.append(_Spill(regions))
+        self._partials = {}
+        self._state_bytes = 0
 
     def _block_candidates(self, candidates, g: int, n: int, block: _Block, t0: int) -> None:
         """This block's ``text_candidates`` best n-grams by (count desc, hash asc)."""
@@ -677,7 +925,8 @@ class NgramAccumulator:
         """Merge everything into the four tables; may be called again (after ``fill_texts``).
 
         Rows come per origin in ``group_names`` order (groups without documents are left out),
-        then ``'*'``; within an origin by n.
+        then ``'*'``; within an origin by n. A second call without ``update`` in between only
+        resolves the top-k texts again (the merged statistics are kept, not recomputed).
         """
         names = [str(x) for x in group_names]
         if len(set(names)) != len(names):
@@ -687,9 +936,11 @@ class NgramAccumulator:
         used = np.flatnonzero(self._documents).tolist()
         if used and used[-1] >= len(names):
             raise UsageError(f"group code {used[-1]} has no name: got {len(names)} group_names {names}")
-        merged = self._merged_partials(used)
+        if self._result is None:
+            if self._closed:
+                raise UsageError("this NgramAccumulator is closed and has no result to return; finish before close")
+            self._result = self._fold_all(used)
         self._missing = {}
-        self._emit_cache: dict = {}
         tables = {k: _Rows() for k in ("totals", "buckets", "top", "sample")}
         for g in used + [None]:
             for n in self.ns:
@@ -697,7 +948,7 @@ class NgramAccumulator:
                     counts = (int(self._documents.sum()), int(self._tokens.sum()), int(self._totals[n].sum()))
                 else:
                     counts = (int(self._documents[g]), int(self._tokens[g]), int(self._totals[n][g]))
-                self._emit(tables, ALL_GROUPS if g is None else names[g], n, *counts, merged[(g, n)])
+                self._emit(tables, ALL_GROUPS if g is None else names[g], n, *counts, self._result[(g, n)])
         return NgramStats(
             tokenizer=self.tokenizer.name,
             totals=tables["totals"].table(TOTALS_SCHEMA),
@@ -707,63 +958,91 @@ class NgramAccumulator:
             missing_texts=len(self.missing_texts()),
         )
 
-    def _merged_partials(self, used: list[int]) -> dict:
-        """(value, count, doc_freq) per (group, n) and per (None = '*', n); cached until update."""
-        if self._merged is not None:
-            return self._merged
-        merged = {}
-        for n in self.ns:
-            parts = {g: self._partials.get((g, n), _Partials()) for g in used}
-            for g, part in parts.items():
-                merged[(g, n)] = _merge_partials(part.singles, part.multis)
-            if len(used) == 1:
-                merged[(None, n)] = merged[(used[0], n)]
-            else:
-                # '*' straight from all groups' partials: one more merge of every row.
-                merged[(None, n)] = _merge_partials([a for p in parts.values() for a in p.singles],
-                                                    [r for p in parts.values() for r in p.multis])
-        self._merged = merged
-        return merged
+    def _fold_all(self, used: list[int]) -> dict[tuple[int | None, int], _Fold]:
+        """Merge the partials one value range at a time and fold each range into the outputs.
 
-    def _emit(self, tables, origin: str, n: int, documents: int, tokens: int, total: int, merged) -> None:
-        v, c, d = merged
+        Per n, the value range is cut into ``units`` ranges (a power of two; when something was
+        spilled, at most the spill's partitions, so that a range is whole spill partitions). For
+        each range, every group's pieces (slices of the in-memory runs, partitions read from the
+        spill file) are merged and folded into that group's outputs; the merged rows of all
+        groups are then merged again for '*'. Nothing bigger than one range is ever held.
+        """
+        out: dict[tuple[int | None, int], _Fold] = {}
+        f = open(self._spill_file, "rb", buffering=0) if self._spills else None
+        try:
+            for n in self.ns:
+                folds = {g: _Fold(n, self.buckets, self.top_k, self.sample_rate) for g in used}
+                star = _Fold(n, self.buckets, self.top_k, self.sample_rate) if len(used) > 1 else None
+                rows = 0
+                for g in used:
+                    part = self._partials.get((g, n))
+                    if part is not None:
+                        rows += sum(len(a) for a in part.singles) + sum(len(r[0]) for r in part.multis)
+                    rows += sum(spill.rows((g, n)) for spill in self._spills)
+                most = self._parts if self._spills else _MAX_UNITS
+                units = 1 << min(most.bit_length() - 1, (max(1, -(-rows // _UNIT_ROWS)) - 1).bit_length())
+                edges = _edges(units)
+                step = self._parts // units
+                memory = {}
+                for g in used:
+                    part = self._partials.get((g, n))
+                    if part is not None:
+                        memory[g] = (part, _cuts(part.singles, edges).tolist(),
+                                     _cuts([r[0] for r in part.multis], edges).tolist())
+                for u in range(units):
+                    merged = []
+                    for g in used:
+                        singles: list[np.ndarray] = []
+                        multis: list[tuple] = []
+                        if g in memory:
+                            part, scut, mcut = memory[g]
+                            singles += [a[c[u] : c[u + 1]] for a, c in zip(part.singles, scut)]
+                            for r, c in zip(part.multis, mcut):
+                                x, y = c[u], c[u + 1]
+                                multis.append((r[0][x:y], r[1][x:y], r[2][x:y]))
+                        for spill in self._spills:
+                            spill.read(f, (g, n), u * step, (u + 1) * step, singles, multis)
+                        rows_u = _merge_unit(singles, multis)
+                        del singles, multis
+                        folds[g].add(*rows_u)
+                        if star is not None:
+                            merged.append(rows_u)
+                    if star is not None:
+                        star.add(*_merge_groups(merged))
+                for g, fold in folds.items():
+                    fold.close()
+                    out[(g, n)] = fold
+                if star is not None:
+                    star.close()
+                out[(None, n)] = star if star is not None else (folds[used[0]] if used else
+                                                                 _Fold(n, self.buckets, self.top_k, self.sample_rate))
+        finally:
+            if f is not None:
+                f.close()
+        return out
+
+    def _emit(self, tables, origin: str, n: int, documents: int, tokens: int, total: int, fold: _Fold) -> None:
         tables["totals"].add(1, origin, n=[n], documents=[documents], tokens=[tokens], total=[total],
-                             distinct=[len(v)], buckets=[self.buckets], sample_rate=[self.sample_rate],
+                             distinct=[fold.distinct], buckets=[self.buckets], sample_rate=[self.sample_rate],
                              top_k=[self.top_k])
-        if not len(v):
+        if not fold.distinct:
             return
-        rows = self._emit_cache.get(id(v))
-        if rows is None or rows[0] is not v:
-            rows = (v, *self._rows_of(n, v, c, d))
-            self._emit_cache[id(v)] = rows  # '*' of a single group reuses its group's rows
-        _, buckets, top, sample = rows
-        tables["buckets"].add(len(buckets["bucket"]), origin, **buckets)
-        tables["top"].add(len(top["rank"]), origin, **top)
-        tables["sample"].add(len(sample["hash"]), origin, **sample)
-
-    def _rows_of(self, n: int, v: np.ndarray, c: np.ndarray, d: np.ndarray):
-        h = _finalise(v, n)
-        hist = np.bincount((h % _U64(self.buckets)).view(np.int64), weights=c, minlength=self.buckets)
-        nz = np.flatnonzero(hist)
-        buckets = dict(n=np.full(len(nz), n, np.int32), bucket=nz.astype(np.int32),
-                       count=np.rint(hist[nz]).astype(np.int64))
-        idx = _top_indices(h, c, self.top_k)
+        nb = len(fold.bucket_ids)
+        tables["buckets"].add(nb, origin, n=np.full(nb, n, np.int32), bucket=fold.bucket_ids,
+                              count=fold.bucket_counts)
+        th, tv, tc, td = fold.top
         known = self._texts.get(n, {})
         texts = []
-        for hv, sv in zip(h[idx].tolist(), v[idx].tolist()):
+        for hv, sv in zip(th.tolist(), tv.tolist()):
             text = known.get(sv)
             if text is None:
                 self._missing[hv] = (n, sv)
             texts.append(text)
-        top = dict(n=np.full(len(idx), n, np.int32), rank=np.arange(1, len(idx) + 1, dtype=np.int32),
-                   ngram=texts, hash=h[idx], count=c[idx], doc_freq=d[idx])
-        if self.sample_rate > 1:
-            keep = np.flatnonzero(h < _U64((1 << 64) // self.sample_rate))
-        else:
-            keep = np.arange(len(h))
-        keep = keep[np.argsort(h[keep])]
-        sample = dict(n=np.full(len(keep), n, np.int32), hash=h[keep], count=c[keep], doc_freq=d[keep])
-        return buckets, top, sample
+        tables["top"].add(len(th), origin, n=np.full(len(th), n, np.int32),
+                          rank=np.arange(1, len(th) + 1, dtype=np.int32), ngram=texts, hash=th, count=tc,
+                          doc_freq=td)
+        sh, sc, sd = fold.sample
+        tables["sample"].add(len(sh), origin, n=np.full(len(sh), n, np.int32), hash=sh, count=sc, doc_freq=sd)
 
     # -- second pass for rare missing texts -------------------------------------------------
 
@@ -803,16 +1082,16 @@ def compute_ngram_stats(batches: Callable[[], Iterable[tuple[pa.Array | pa.Chunk
     """Statistics of ``batches()`` (an iterable of (texts, groups)), including the rare second
     pass for missing top-k texts (``batches`` is then called again). ``options`` go to
     ``NgramAccumulator``."""
-    acc = NgramAccumulator(**options)
-    for texts, groups in batches():
-        acc.update(texts, groups)
-    stats = acc.finish(group_names)
-    if stats.missing_texts:
+    with NgramAccumulator(**options) as acc:
         for texts, groups in batches():
-            acc.fill_texts(texts, groups)
-            if not acc.missing_texts():
-                break
+            acc.update(texts, groups)
         stats = acc.finish(group_names)
+        if stats.missing_texts:
+            for texts, groups in batches():
+                acc.fill_texts(texts, groups)
+                if not acc.missing_texts():
+                    break
+            stats = acc.finish(group_names)
     return stats
 
 
@@ -838,6 +1117,30 @@ class _Rows:
             chunks = [p if isinstance(p, pa.Array) else pa.array(p, type=f.type) for p in self.cols.get(f.name, [])]
             arrays.append(pa.concat_arrays(chunks) if chunks else pa.array([], type=f.type))
         return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _write_all(fd: int, buffers: list) -> None:
+    """Write ``buffers`` one after another: gathered writes (at most 512 buffers per call) where
+    the platform has them, so the slices need no copy into one buffer first."""
+    for i in range(0, len(buffers), 512):
+        chunk = buffers[i : i + 512]
+        done = os.writev(fd, chunk) if hasattr(os, "writev") else 0
+        if done < sum(b.nbytes for b in chunk):  # no writev, or a short write (rare): plainly
+            rest = memoryview(b"".join(chunk))[done:]
+            while len(rest):
+                rest = rest[os.write(fd, rest) :]
+
+
+def _read_exact(f, buf: np.ndarray, offset: int) -> None:
+    """Fill ``buf`` from the (unbuffered) file ``f`` at ``offset``, straight into its memory."""
+    view = memoryview(buf).cast("B")
+    f.seek(offset)
+    done = 0
+    while done < len(view):
+        k = f.readinto(view[done:])
+        if not k:
+            raise OSError(f"spill file {f.name} ended early: wanted {len(view)} bytes at {offset}, got {done}")
+        done += k
 
 
 def _int_bincount(groups: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:

@@ -1,7 +1,9 @@
 """N-gram statistics: the vectorised engine against a plain-Python reference (re, Counter)."""
 from __future__ import annotations
 
+import gc
 import json
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
@@ -126,26 +128,28 @@ def assert_same(stats, expected) -> None:
 
 @pytest.fixture
 def tiny_blocks(monkeypatch):
-    """Blocks of a few dozen tokens and tiny merge partitions: every merge path runs."""
+    """Blocks of a few dozen tokens and tiny value ranges in finish: every merge path runs."""
     monkeypatch.setattr(ng, "_BLOCK_TOKENS", 40)
-    monkeypatch.setattr(ng, "_MERGE_ROWS", 50)
-    monkeypatch.setattr(ng, "_SINGLES_ROWS", 64)
+    monkeypatch.setattr(ng, "_UNIT_ROWS", 50)
 
 
 # -- matches the reference ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("blocks", ["default", "tiny"])
-def test_real_text_many_groups_and_batches(blocks, request):
+@pytest.mark.parametrize("blocks, budget", [("default", None), ("tiny", None), ("default", 0), ("tiny", 0),
+                                           ("tiny", 20_000)])
+def test_real_text_many_groups_and_batches(blocks, budget, request, tmp_path):
     if blocks == "tiny":
         request.getfixturevalue("tiny_blocks")
     texts = real_docs(100)
     rng = np.random.default_rng(7)
     groups = rng.integers(0, 3, len(texts))
     names = ["human", "synthetic", "edited", "never-used"]
-    _, stats = run_engine(texts, groups, names, batch=97, top_k=25, buckets=997)
+    acc, stats = run_engine(texts, groups, names, batch=97, top_k=25, buckets=997, memory_budget=budget,
+                            spill_dir=tmp_path)
     assert_same(stats, reference_stats(texts, groups, names, top_k=25, buckets=997))
     assert "never-used" not in stats.totals["origin"].to_pylist()
+    assert (acc.spilled_nbytes() > 0) == (budget is not None)
 
 
 def test_edge_cases(tiny_blocks):
@@ -155,8 +159,10 @@ def test_edge_cases(tiny_blocks):
     names = ["even", "odd"]
     for sample_rate in (1, 3):
         options = dict(ns=(1, 2, 3, 4, 5), buckets=7, top_k=5, sample_rate=sample_rate)
-        _, stats = run_engine(texts, groups, names, batch=4, **options)
-        assert_same(stats, reference_stats(texts, groups, names, **options))
+        expected = reference_stats(texts, groups, names, **options)
+        for budget in (None, 0):
+            _, stats = run_engine(texts, groups, names, batch=4, memory_budget=budget, **options)
+            assert_same(stats, expected)
 
 
 def test_interleaved_groups_in_one_batch():
@@ -405,3 +411,155 @@ def test_bad_group_names():
 def test_bad_options(options, match):
     with pytest.raises(UsageError, match=match):
         NgramAccumulator(**options)
+
+
+# -- spilling to disk: same tables, bounded memory --------------------------------------------------
+
+
+def spill_corpus(copies: int) -> list[str]:
+    """``copies`` perturbed copies of real text: each copy adds new n-grams, like more corpus."""
+    base = real_docs(400)
+    return [f"{t} copy{k}" if i % 2 else f"copy{k} {t}" for k in range(copies) for i, t in enumerate(base)]
+
+
+@pytest.mark.parametrize("n_groups", [1, 3])
+@pytest.mark.parametrize("parts", [64, 4])
+@pytest.mark.parametrize("blocks", ["default", "tiny"])
+def test_spilled_tables_equal_in_memory_tables(n_groups, parts, blocks, monkeypatch, request, tmp_path):
+    if blocks == "tiny":
+        request.getfixturevalue("tiny_blocks")
+    monkeypatch.setattr(ng, "_SPILL_PARTS", parts)
+    texts = real_docs(100) if blocks == "tiny" else spill_corpus(2)
+    groups = np.arange(len(texts)) % n_groups
+    names = [f"g{i}" for i in range(n_groups)]
+    options = dict(top_k=30, buckets=501, sample_rate=3)
+    _, expected = run_engine(texts, groups, names, batch=150, memory_budget=None, **options)
+    for budget in (0, 30_000, 400_000):
+        acc, stats = run_engine(texts, groups, names, batch=150, memory_budget=budget, spill_dir=tmp_path / "tmp",
+                                **options)
+        assert acc.spilled_nbytes() > 0 and len(acc._spills) >= (2 if budget < 100_000 else 1)
+        for name, table in expected.tables().items():
+            assert table.equals(stats.tables()[name]), (budget, name)
+        spill_root = acc._spill_file.parent
+        assert spill_root.parent == tmp_path / "tmp" and spill_root.exists()
+        acc.close()
+        assert not spill_root.exists()
+        assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_spilled_finish_after_fill_texts_does_not_merge_again(tiny_blocks, monkeypatch):
+    texts = real_docs(60)
+    groups = [i % 2 for i in range(len(texts))]
+    names = ["a", "b"]
+    expected = reference_stats(texts, groups, names, top_k=15)
+    calls = []
+    fold_all = NgramAccumulator._fold_all
+    monkeypatch.setattr(NgramAccumulator, "_fold_all", lambda self, used: calls.append(1) or fold_all(self, used))
+    acc, first = run_engine(texts, groups, names, batch=20, second_pass=False, top_k=15, text_candidates=1,
+                            memory_budget=0)
+    assert first.missing_texts > 0 and acc.spilled_nbytes() > 0
+    for i in range(0, len(texts), 20):
+        acc.fill_texts(pa.array(texts[i : i + 20]))
+    second = acc.finish(names)
+    assert second.missing_texts == 0
+    assert_same(second, expected)
+    assert len(calls) == 1
+    acc.close()
+    assert acc.finish(names).top.equals(second.top)  # the kept result survives close
+    with pytest.raises(UsageError, match="closed"):
+        acc.update(pa.array(["more"]), np.array([0]))
+
+
+def test_update_after_spilled_finish(tiny_blocks):
+    texts = real_docs(30)
+    groups = [i % 2 for i in range(len(texts))]
+    with NgramAccumulator(top_k=10, memory_budget=0) as acc:
+        acc.update(pa.array(texts[:40]), np.array(groups[:40]))
+        acc.finish(["a", "b"])
+        acc.update(pa.array(texts[40:]), np.array(groups[40:]))
+        stats = acc.finish(["a", "b"])
+        if stats.missing_texts:
+            acc.fill_texts(pa.array(texts))
+            stats = acc.finish(["a", "b"])
+        assert_same(stats, reference_stats(texts, groups, ["a", "b"], top_k=10))
+        spill_root = acc._spill_file.parent
+    assert not spill_root.exists()
+
+
+def test_spill_dir_removed_on_garbage_collection(tmp_path):
+    acc = NgramAccumulator(memory_budget=0, spill_dir=tmp_path)
+    acc.update(pa.array(real_docs(10)), np.zeros(30, np.int64))
+    acc.finish(["g"])
+    assert len(list(tmp_path.iterdir())) == 1
+    del acc
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compute_ngram_stats_spills_and_cleans_up(tmp_path):
+    texts = real_docs(40)
+    groups = np.array([i % 2 for i in range(len(texts))])
+
+    def batches():
+        for i in range(0, len(texts), 16):
+            yield pa.array(texts[i : i + 16]), groups[i : i + 16]
+
+    stats = compute_ngram_stats(batches, ["a", "b"], top_k=12, text_candidates=1, memory_budget=0,
+                                spill_dir=tmp_path)
+    assert_same(stats, reference_stats(texts, groups, ["a", "b"], top_k=12))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_memory_stays_bounded_with_three_times_the_data(tmp_path):
+    """Peak traced memory (numpy arrays included) of update + finish: flat with a budget, growing
+    with the data without one. The sample is made tiny: it is output and grows with the data."""
+    budget = 1 << 20
+
+    def peak_bytes(copies: int, memory_budget: int | None) -> tuple[int, int]:
+        texts = spill_corpus(copies)
+        acc = NgramAccumulator(top_k=10, text_candidates=16, sample_rate=1 << 20, memory_budget=memory_budget,
+                               spill_dir=tmp_path)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            most = 0
+            for i in range(0, len(texts), 400):
+                acc.update(pa.array(texts[i : i + 400]), np.zeros(len(texts[i : i + 400]), np.int64))
+                most = max(most, acc.state_nbytes())
+                if memory_budget is not None:
+                    assert acc.state_nbytes() <= memory_budget
+            acc.finish(["g"])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        if memory_budget is not None:
+            assert most > memory_budget // 2
+        spilled = acc.spilled_nbytes()
+        acc.close()
+        return peak, spilled
+
+    peak_bytes(1, None)  # warm-up: one-time caches (tokenizer tables, index buffers) are not state
+    peak1, spilled1 = peak_bytes(2, budget)
+    peak3, spilled3 = peak_bytes(6, budget)
+    assert spilled3 > 2.5 * spilled1 > 0  # three times the partial state went through the budget
+    assert peak3 < 1.2 * peak1, (peak1, peak3)
+    # The control: without a budget the same peak grows with the partial state.
+    free1, _ = peak_bytes(2, None)
+    free3, _ = peak_bytes(6, None)
+    assert free3 > 1.35 * free1, (free1, free3)
+
+
+def test_bad_memory_budget():
+    with pytest.raises(UsageError, match="memory_budget"):
+        NgramAccumulator(memory_budget=-1)
+
+
+def test_sparse_bucket_histogram(monkeypatch):
+    # Histograms above _DENSE_BUCKETS buckets are summed sparsely per value range.
+    monkeypatch.setattr(ng, "_DENSE_BUCKETS", 8)
+    monkeypatch.setattr(ng, "_UNIT_ROWS", 200)
+    texts = real_docs(40)
+    groups = [i % 2 for i in range(len(texts))]
+    for budget in (None, 0):
+        _, stats = run_engine(texts, groups, ["a", "b"], batch=50, buckets=997, top_k=10, memory_budget=budget)
+        assert_same(stats, reference_stats(texts, groups, ["a", "b"], buckets=997, top_k=10))
