@@ -47,8 +47,6 @@ def _print_table(table, title: str | None = None, fmt: str = "table", output: st
     """Print an Arrow table as a rich table on a terminal, or as csv/json/parquet."""
     import pyarrow as pa
 
-    if fmt == "table" and not sys.stdout.isatty() and output is None:
-        fmt = "table"  # still readable when piped; csv/json are one flag away
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -329,7 +327,8 @@ def log(ctx: click.Context, limit: int, fmt: str) -> None:
             "version": r["seq"], "run_id": r["run_id"], "command": r["command"],
             "when": r["ended_at"].strftime("%Y-%m-%d %H:%M:%S"), "generations": ",".join(map(str, r["generations"])),
             "wrote": _wrote(r),
-            "tags": ", ".join(sorted(tags.get(r["seq"], []))), "summary": r["summary"],
+            "parents": ", ".join(r["parents"]), "tags": ", ".join(sorted(tags.get(r["seq"], []))),
+            "summary": r["summary"],
         })
     if fmt == "json":
         click.echo(json.dumps(rows, indent=1))

@@ -318,7 +318,14 @@ class Transaction:
         for table in self.written:
             versions[table] = lance.dataset(self.store._uri(table)).version
         runs = lance.dataset(self.store._uri("runs"))
-        seq = int(pa.compute.max(runs.to_table(columns=["seq"])["seq"]).as_py()) + 1
+        history = runs.to_table(columns=["seq", "run_id", "generations"]).sort_by("seq").to_pylist()
+        seq = history[-1]["seq"] + 1
+        if not self.parents and self.generations:
+            # Lineage: the run this one builds on is the last one that touched any of its generations.
+            for run in reversed(history):
+                if set(run["generations"]) & self.generations:
+                    self.parents.append(run["run_id"])
+                    break
         row = self.store._run_row(
             self.command, self.args, self.started, versions, written=sorted(self.written), seq=seq,
             run_id=self.run_id, generations=sorted(self.generations), parents=self.parents, tags=self.tags,

@@ -145,3 +145,19 @@ def test_kill_during_a_real_ingest(tmp_path: Path, store_dir: Path) -> None:
         assert Store(store_dir).version() == 2
     run_cli("--store", str(store_dir), "ingest", str(small), "-g", "2", "--origin", "synthetic")
     assert _count(store_dir, "SELECT count(*) FROM samples WHERE generation = 2") == 5
+
+
+def test_runs_record_lineage(tmp_path: Path, store_dir: Path) -> None:
+    run_cli("--store", str(store_dir), "ingest", str(write_jsonl(tmp_path / "a.jsonl", _rows(5))), "-g", "0", "--origin", "human")
+    run_cli("--store", str(store_dir), "ingest", str(write_jsonl(tmp_path / "b.jsonl", _rows(5, 50))), "-g", "1", "--origin", "synthetic")
+    run_cli("--store", str(store_dir), "ingest", str(write_jsonl(tmp_path / "c.jsonl", _rows(5, 90))), "-g", "0", "--origin", "human")
+    run_cli("--store", str(store_dir), "stats", "--generation", "1")
+    runs = Store(store_dir).runs().to_pylist()
+    ids = [r["run_id"] for r in runs]
+    assert [r["parents"] for r in runs] == [[], [], [], [ids[1]], [ids[2]]]
+    assert runs[-1]["command"] == "stats" and runs[-1]["generations"] == [1]
+    assert all(r["code_version"].startswith("0.") and r["config_hash"] for r in runs)
+    args = json.loads(runs[1]["args"])
+    assert args["generation"] == 0 and args["origin"] == "human"
+    out = run_cli("--store", str(store_dir), "log", "--format", "json")
+    assert json.loads(out.stdout)[-1]["parents"] == ids[2]
