@@ -76,13 +76,18 @@ def _print_table(table, title: str | None = None, fmt: str = "table", output: st
         else:
             click.echo(text)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     rt = Table(title=title, show_lines=False)
     for name in table.column_names:
         rt.add_column(name, overflow="fold")
     for row in table.to_pylist():
-        rt.add_row(*[_cell(v) for v in row.values()])
+        # Cells are data (n-grams, texts): escape them so '[...]' is never read as rich markup.
+        cells = [escape(_cell(v)) for v in row.values()]
+        if row.get("status") == "alarm":
+            cells[list(row).index("status")] = "[bold red]alarm[/]"
+        rt.add_row(*cells)
     _console().print(rt)
     if isinstance(table, pa.Table) and table.num_rows == 0:
         click.echo("(no rows)")
