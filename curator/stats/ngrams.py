@@ -24,32 +24,37 @@ Definitions (tokens come from a ``curator.stats.tokenize`` tokenizer; all arithm
   every group's sample alike, so joining two groups' samples estimates set overlaps (tail loss).
 
 How it works. ``update`` tokenizes a batch, cuts it into blocks of about 64k tokens (whole
-documents of one group) and, per block and n, sorts the occurrences once. N-grams seen once in the
-block ("singles", most 3- and 4-grams) are kept as bare 8-byte values; the others as (value,
-count, doc_freq). Those sorted partial aggregates ("runs") are all that is kept between calls (no
-text); for 3- and 4-grams they are about one row per occurrence (8 bytes per single occurrence;
-about 4 bytes of state per byte of English text for n = 1..4). Internally everything is keyed by
-S, not by the hash: the finaliser is a bijection, so the counts are the same, and it then runs
-once per distinct n-gram instead of per occurrence.
+documents of one group) and, per block and n, sorts the occurrences once by (value, position)
+(``curator.stats.blocks``). Within one value the positions are then ascending, so an occurrence
+in the same document as the previous one of its value is an in-document repeat, and doc_freq =
+count - repeats. A block whose values mostly occur once (most 2-, 3- and 4-grams) is kept as its
+sorted occurrences as they are (8 bytes per occurrence, no compaction) plus the values of its
+in-document repeats; a repetitive one (1-grams) as one row per distinct value: values seen once
+as bare 8-byte values, the others as (value, count, doc_freq). Those sorted partial aggregates
+("runs") are all that is kept between calls (no text): about 4 bytes of state per byte of
+English text for n = 1..4. Internally everything is keyed by S, not by the hash: the finaliser is
+a bijection, so the counts are the same, and it then runs once per distinct n-gram instead of per
+occurrence.
 
 Memory. The runs in memory (``state_nbytes()``) are kept under ``memory_budget`` (default 256 MiB;
 None = unlimited): after any block that takes them over it, all of them are spilled, i.e. appended
 to one file in a private temporary directory (under ``spill_dir``; deleted by ``close()``, a
 ``with`` block or garbage collection, not by ``finish``, since ``update`` may follow). A spill
 cuts every run at the same ``_SPILL_PARTS`` (64) S-value ranges (S is uniform) and writes, per
-(group, n) and range, the slices of all runs back to back (gathered writes, no copy), one range
-after the other: sequential writes, no merging (``finish`` sorts every range once anyway, and
-merging twice would cost more than the extra bytes), and each range, or a run of consecutive
-ranges, is one sequential read later. The spill file is about 4 bytes per byte of text beyond the
-budget. ``finish`` never holds a merged (group, n): it takes one S range at a time (a power of two
-of ranges per n, sized to about ``_UNIT_ROWS`` rows; whole spill ranges when something was
-spilled), merges each group's pieces of it (slices of the runs in memory, the spilled ranges),
-folds the merged rows straight into the outputs (``distinct`` += rows; the bucket histogram; a
-running top-k that only rows beating its current k-th can enter; the sample rows), then merges all
-groups' rows of that range for ``'*'`` (doc_freq adds up because a document lives in one block and
-one group) and folds those. Every statistic is per distinct n-gram and each lives in exactly one
-range, so this is exact, and the tables are identical whatever was spilled. Peak memory is thus
-about the budget, plus one batch's working memory, plus during ``finish`` the merge of one range
+(group, n) and range, the slices of all runs back to back (``curator.stats.spill``): sequential
+writes, no merging (``finish`` sorts every range once anyway, and merging twice would cost more
+than the extra bytes), and each range, or a run of consecutive ranges, is one sequential read
+later. The spill file is about 4 bytes per byte of text beyond the budget. ``finish`` never holds
+a merged (group, n): it takes one S range at a time (a power of two of ranges per n, sized to
+about ``_UNIT_ROWS`` rows; whole spill ranges when something was spilled), merges each group's
+pieces of it (slices of the runs in memory, the spilled ranges; ``curator.stats.merge``), folds
+the merged rows straight into the outputs (``curator.stats.fold``: ``distinct`` += rows; the
+bucket histogram; a running top-k that only rows beating its current k-th can enter; the sample
+rows), then merges all groups' rows of that range for ``'*'`` (doc_freq adds up because a
+document lives in one block and one group) and folds those. Every statistic is per distinct
+n-gram and each lives in exactly one range, so this is exact, and the tables are identical
+whatever was spilled and whichever form a block was kept in. Peak memory is thus about the
+budget, plus one batch's working memory, plus during ``finish`` the merge of one range
 (``_UNIT_ROWS`` rows of all groups, or 1/64 of one n's rows if more, and their temporaries: about
 15 MB for 100 MB of text), plus the outputs: the sample (1/sample_rate of the distinct n-grams) is
 output and grows with the corpus, and so, slowly, do the kept top-k texts (below; about 3,000 for
@@ -63,22 +68,53 @@ misses one). A final top-k n-gram that made no batch's list (rare: frequent over
 frequent in a batch) gets a null ``ngram``; ``missing_texts()`` lists those hashes, ``fill_texts(texts)`` over
 the same documents (a second pass) recovers them, and ``finish`` is then called again.
 ``compute_ngram_stats`` does that second pass by itself when needed.
+
+Modules: ``values`` (S and the final hash), ``sorting`` (sort and group primitives), ``blocks``
+(per-block aggregation), ``merge`` (merging partial state), ``spill`` (the spill file and its
+index), ``fold`` (the outputs, range by range), ``buffers`` (reusable work buffers); this one
+holds the accumulator and builds the tables. The hot loops reuse buffers that the accumulator
+owns (the tokenizer's batch arrays, the block pipeline's temporaries, finish's merge buffers):
+allocating them anew for every batch, block or range costs page faults and cache misses, and
+those cost more than many of the passes over the data themselves.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from curator.errors import UsageError
-from curator.stats.tokenize import GOLDEN, TokenBatch, Tokenizer, get_tokenizer, mix64
+from curator.stats.buffers import Buffers
+from curator.stats.blocks import (
+    _aggregate,
+    _aggregate_block,
+    _Block,
+    _blocks,
+    _sort_by_group,
+    _Tails,
+    _Work,
+)
+from curator.stats.fold import _Fold
+from curator.stats.merge import _merge_groups, _merge_partials, _merge_unit, _Partials
+from curator.stats.sorting import (
+    _EMPTY_I64,
+    _cuts,
+    _edges,
+    _group_sorted,
+    _group_sums,
+    _kth_largest,
+    _smallest,
+    _top_indices,
+)
+from curator.stats.spill import _Spill, write_spill
+from curator.stats.tokenize import TokenBatch, Tokenizer, get_tokenizer
+from curator.stats.values import NGRAM_K, _finalise, _ngram_values, ngram_hashes
 
 __all__ = [
     "ALL_GROUPS",
@@ -94,7 +130,9 @@ __all__ = [
     "ngram_hashes",
 ]
 
-NGRAM_K = 0xD6E8FEB86659FD93
+# Internals that tests and benchmarks reach through this module (imported above for them).
+_INTERNALS = (_aggregate, _group_sorted, _merge_partials)
+
 ALL_GROUPS = "*"
 MAX_N = 16
 MAX_GROUPS = 1 << 20  # group codes index per-group counters
@@ -131,11 +169,7 @@ _UNIT_ROWS = 1 << 18
 _MAX_UNITS = 4096
 # Bucket histograms up to this many buckets are dense arrays; larger ones are summed sparsely.
 _DENSE_BUCKETS = 1 << 22
-# Values per piece when finalising many hashes at once (see _finalise).
-_FINALISE_ROWS = 1 << 15
 DEFAULT_MEMORY_BUDGET = 256 << 20
-_EMPTY_U64 = np.zeros(0, np.uint64)
-_EMPTY_I64 = np.zeros(0, np.int64)
 
 
 @dataclass
@@ -151,483 +185,6 @@ class NgramStats:
 
     def tables(self) -> dict[str, pa.Table]:
         return {"totals": self.totals, "buckets": self.buckets, "top": self.top, "sample": self.sample}
-
-
-def ngram_hashes(token_hashes: np.ndarray, doc_offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of all n-grams of a token batch, and the flat position of each one's first token.
-
-    Not the hot path (``update`` computes the same values blockwise); for lookups and tests.
-    """
-    s, pos = _ngram_values(token_hashes, doc_offsets, n)
-    return _finalise(s, n), pos
-
-
-def _ngram_values(token_hashes: np.ndarray, doc_offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """S (the n-gram hash before ``_finalise``) of every n-gram, and its first token's position."""
-    t = np.asarray(token_hashes, dtype=np.uint64)
-    count = len(t) - n + 1
-    if count <= 0:
-        return _EMPTY_U64, _EMPTY_I64
-    s = t[:count].copy()
-    for j in range(1, n):
-        s *= _K
-        s += t[j : j + count]
-    lengths = np.diff(doc_offsets)
-    # Position p starts an n-gram when the n-gram ends inside p's document.
-    doc_end = np.repeat(doc_offsets[1:], lengths)[:count]
-    pos = np.flatnonzero(np.arange(count) + n <= doc_end)
-    return s[pos], pos
-
-
-def _finalise(s: np.ndarray, n: int) -> np.ndarray:
-    """hash = mix64(S XOR n * GOLDEN): a bijection of S, so grouping by S = grouping by hash."""
-    h = s ^ _U64((n * GOLDEN) & 0xFFFFFFFFFFFFFFFF)
-    if len(h) <= _FINALISE_ROWS:
-        return mix64(h)
-    # mix64 makes seven passes; in cache-sized pieces they cost about half as much.
-    tmp = np.empty(_FINALISE_ROWS, np.uint64)
-    for i in range(0, len(h), _FINALISE_ROWS):
-        part = h[i : i + _FINALISE_ROWS]
-        mix64(part, tmp[: len(part)])
-    return h
-
-
-# -- sorting primitives -----------------------------------------------------------------------
-
-
-def _group_sorted(h: np.ndarray, drop: np.ndarray | None = None):
-    """Sort values, grouping equal ones, keeping their original positions in order.
-
-    Returns (order, hs, new_hash, starts): ``order`` lists the positions of h sorted by (value,
-    position), ``hs = h[order]``, ``new_hash[i]`` says hs[i] differs from hs[i-1] (True at 0),
-    ``starts = flatnonzero(new_hash)``. Positions in ``drop`` are left out.
-
-    numpy has a fast vectorised sort for plain uint64 but a slow argsort, so the position is
-    packed into the low b bits of the key: key = (value with its low b bits cleared) | position.
-    Two different values that agree on their top 64 - b bits (rare) can interleave in one run of
-    equal key prefixes; that is detected and those runs are re-sorted exactly.
-    """
-    m = len(h)
-    bits = max(1, int(m).bit_length())
-    # A position never equals the low mask (m <= mask), so dropped keys (all ones) sort last.
-    low = _U64((1 << bits) - 1)
-    key = h & ~low
-    key |= _arange_u64(m)
-    if drop is not None and len(drop):
-        key[drop] = ~_U64(0)
-    key.sort()
-    if drop is not None and len(drop):
-        key = key[: m - len(drop)]
-    order = (key & low).view(np.int64)
-    hs = h[order]
-    k = len(key)
-    new_hash = np.empty(k, bool)
-    if k:
-        new_hash[0] = True
-        np.not_equal(hs[1:], hs[:-1], out=new_hash[1:])
-        # If hs is non-decreasing, equal values are adjacent and each run is in position order,
-        # whether or not two values shared a key prefix. A decrease means a shared prefix with
-        # interleaved positions (A B A): re-sort those runs exactly.
-        if k > 1 and np.any(hs[1:] < hs[:-1]):
-            prefix_change = (key[1:] ^ key[:-1]) > low
-            order, hs = _resort_shared_prefixes(key, low, order, hs, prefix_change)
-            np.not_equal(hs[1:], hs[:-1], out=new_hash[1:])
-    return order, hs, new_hash, np.flatnonzero(new_hash)
-
-
-_ARANGE = np.arange(0, dtype=np.uint64)
-
-
-def _arange_u64(m: int) -> np.ndarray:
-    global _ARANGE
-    if len(_ARANGE) < m:
-        _ARANGE = np.arange(max(m, 2 * len(_ARANGE)), dtype=np.uint64)
-    return _ARANGE[:m]
-
-
-def _resort_shared_prefixes(key, low, order, hs, prefix_change):
-    run_start = np.concatenate([[0], np.flatnonzero(prefix_change) + 1])
-    run_end = np.concatenate([run_start[1:], [len(key)]])
-    bad_at = np.flatnonzero((hs[1:] != hs[:-1]) & ~prefix_change) + 1
-    bad_runs = np.unique(np.searchsorted(run_start, bad_at, side="right") - 1)
-    rows = np.concatenate([np.arange(run_start[r], run_end[r]) for r in bad_runs])
-    # Rows are whole runs in ascending key-prefix order, so sorting them by (value, position)
-    # and writing them back in place keeps the global order.
-    resorted = rows[np.lexsort((order[rows], hs[rows]))]
-    order = order.copy()
-    hs = hs.copy()
-    order[rows] = order[resorted]
-    hs[rows] = hs[resorted]
-    return order, hs
-
-
-def _run_lengths(starts: np.ndarray, k: int) -> np.ndarray:
-    counts = np.empty(len(starts), np.int64)
-    if len(starts):
-        np.subtract(starts[1:], starts[:-1], out=counts[:-1])
-        counts[-1] = k - starts[-1]
-    return counts
-
-
-def _group_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Sums (int64) of ``values`` over the runs that begin at ``starts``; faster than reduceat."""
-    if len(starts) == len(values):
-        return values.astype(np.int64)
-    cs = np.cumsum(values, dtype=np.int64)
-    ends = np.empty(len(starts), np.int64)
-    ends[:-1] = starts[1:] - 1
-    ends[-1] = len(values) - 1
-    sums = cs[ends]
-    sums[1:] -= cs[ends[:-1]]
-    return sums
-
-
-def _kth_largest(c: np.ndarray, k: int) -> int:
-    """The k-th largest of non-negative integer counts (1 <= k <= len(c)).
-
-    np.partition degrades badly on arrays that are mostly equal (most counts are 1); a histogram
-    of the counts clipped at a cap, and a partition of the few above it if needed, does not.
-    """
-    cap = 1024
-    hist = np.bincount(np.minimum(c, cap), minlength=cap + 1)
-    at_least = np.cumsum(hist[::-1])[::-1]  # at_least[v] = number of counts >= v (v <= cap)
-    kth = int(np.flatnonzero(at_least >= k)[-1])
-    if kth < cap:
-        return kth
-    high = c[c >= cap]
-    return int(np.partition(high, len(high) - k)[len(high) - k])
-
-
-def _top_indices(h: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest counts, ties by ascending hash, in rank order."""
-    if k <= 0 or len(h) == 0:
-        return _EMPTY_I64
-    if len(h) > k:
-        kth = _kth_largest(c, k)
-        above = np.flatnonzero(c > kth)
-        tied = np.flatnonzero(c == kth)
-        need = k - len(above)
-        if len(tied) > need:
-            tied = tied[_smallest(h[tied], need)]
-        sel = np.concatenate([above, tied])
-    else:
-        sel = np.arange(len(h))
-    return sel[np.lexsort((h[sel], -c[sel]))]
-
-
-def _smallest(h: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k smallest values of uniformly spread uint64 h (any order)."""
-    if k >= len(h):
-        return np.arange(len(h))
-    # A threshold with ~2x headroom keeps the selection to a small subset in one pass.
-    limit = min((1 << 64) - 1, (2 * k + 64) * ((1 << 64) // len(h)))
-    sel = np.flatnonzero(h < _U64(limit))
-    if len(sel) < k:
-        sel = np.arange(len(h))
-    return sel[np.argpartition(h[sel], k - 1)[:k]]
-
-
-# -- per-block aggregation --------------------------------------------------------------------
-
-
-@dataclass
-class _Block:
-    """One block's n-grams: singles (seen once) and multis (value, count, doc_freq, first)."""
-
-    singles: np.ndarray
-    single_pos: Callable[[], np.ndarray]
-    multi: np.ndarray
-    count: np.ndarray
-    doc_freq: np.ndarray
-    first: np.ndarray
-
-
-def _aggregate(s: np.ndarray, doc: np.ndarray, drop: np.ndarray | None) -> _Block:
-    """Group a block's n-gram values S; ``doc`` is the (non-decreasing) document of each position.
-
-    Within one value the positions are ascending, so an occurrence in the same document as the
-    previous occurrence is a repeat, and doc_freq = count - repeats.
-    """
-    order, hs, new_hash, starts = _group_sorted(s, drop)
-    k = len(order)
-    u = len(starts)
-    if u == k:
-        return _Block(hs, lambda: order, _EMPTY_U64, _EMPTY_I64, _EMPTY_I64, _EMPTY_I64)
-    if 2 * u > k:
-        # Mostly singles (3- and 4-grams): pull the few repeated values out by index.
-        single = np.empty(k, bool)
-        np.logical_and(new_hash[:-1], new_hash[1:], out=single[:-1])
-        single[-1] = new_hash[-1]
-        at = np.flatnonzero(~single)
-        mo, mh, mnew = order[at], hs[at], new_hash[at]
-        singles = hs[single]
-
-        def single_pos() -> np.ndarray:
-            return order[single]
-    else:
-        # Mostly repeated values (1- and 2-grams): count every run, split singles off per run.
-        mo, mh, mnew = order, hs, new_hash
-        singles = None
-    mstarts = np.flatnonzero(mnew) if singles is not None else starts
-    counts = _run_lengths(mstarts, len(mo))
-    d = doc[mo]
-    repeat = np.empty(len(mo), bool)
-    repeat[0] = False
-    np.equal(d[1:], d[:-1], out=repeat[1:])
-    repeat[1:] &= ~mnew[1:]
-    n_repeat = int(np.count_nonzero(repeat))
-    if n_repeat == 0:
-        df = counts
-    elif n_repeat * 8 < len(mo):
-        # Few repeats (n >= 2 in ordinary text): attribute each to its run.
-        run = np.searchsorted(mstarts, np.flatnonzero(repeat), side="right") - 1
-        df = counts - np.bincount(run, minlength=len(mstarts))
-    else:
-        df = counts - _group_sums(repeat.view(np.uint8), mstarts)
-    if singles is None:
-        one = counts == 1
-        single_runs = np.flatnonzero(one)
-        keep = np.flatnonzero(~one)
-        singles = hs[starts[single_runs]]
-
-        def single_pos() -> np.ndarray:
-            return order[starts[single_runs]]
-
-        mstarts, counts, df = mstarts[keep], counts[keep], df[keep]
-    return _Block(singles, single_pos, mh[mstarts], counts, df, mo[mstarts])
-
-
-# -- merging partial aggregates ---------------------------------------------------------------
-
-
-def _edges(parts: int) -> np.ndarray:
-    """parts - 1 values cutting the uint64 range into equal parts (values are uniform).
-
-    For parts = 2**b the cuts are the multiples of 2**(64 - b), so the parts of a coarser power of
-    two are unions of consecutive finer ones (finish reads several spill partitions as one unit).
-    """
-    if parts <= 1:
-        return _EMPTY_U64
-    return np.arange(1, parts, dtype=np.uint64) * _U64((1 << 64) // parts)
-
-
-def _cuts(runs: list[np.ndarray], edges: np.ndarray) -> np.ndarray:
-    """(runs, parts + 1) positions cutting each sorted run at ``edges`` (0 and len at the ends)."""
-    out = np.zeros((len(runs), len(edges) + 2), np.int64)
-    for i, r in enumerate(runs):
-        out[i, 1:-1] = np.searchsorted(r, edges)
-        out[i, -1] = len(r)
-    return out
-
-
-def _concat(pieces: list[np.ndarray], dtype=np.uint64) -> np.ndarray:
-    if len(pieces) == 1:
-        return pieces[0]
-    return np.concatenate(pieces) if pieces else np.zeros(0, dtype)
-
-
-def _merge_multis(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
-    """Sorted distinct values with summed count and doc_freq, from (value, count, doc_freq) pieces
-    in any order. doc_freq comes back as the count array itself when every piece's doc_freq equals
-    its count (no n-gram repeats inside a document: most 3- and 4-grams), which saves work."""
-    same = all(d is c or np.array_equal(c, d) for _, c, d in runs)
-    v = _concat([r[0] for r in runs])
-    order, hs, _, starts = _group_sorted(v)
-    c = _group_sums(_concat([r[1] for r in runs], np.int64)[order], starts)
-    d = c if same else _group_sums(_concat([r[2] for r in runs], np.int64)[order], starts)
-    return hs[starts], c, d
-
-
-def _merge_unit(singles: list[np.ndarray], multis: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(value, count, doc_freq) of every distinct value of one value range, from its pieces.
-
-    ``singles`` are uint64 arrays of values seen once per piece (count = doc_freq = 1 each),
-    ``multis`` (value, count, doc_freq) arrays; a value may occur in many pieces, and pieces need
-    not be sorted (a spilled partition is a concatenation of sorted slices). doc_freq adds up
-    because a document lives in one block. Singles only need a plain value sort (no payload);
-    the merged multis are then added to the distinct singles. Rows come out as the sorted
-    distinct singles followed by the multis no single had: not globally sorted, which no
-    statistic needs. doc_freq is the very array of count when the two are equal everywhere.
-    """
-    singles = [a for a in singles if len(a)]
-    multis = [r for r in multis if len(r[0])]
-    if singles:
-        s = np.concatenate(singles) if len(singles) > 1 else singles[0].copy()
-        s.sort()
-        m = len(s)
-        new = np.empty(m, bool)
-        new[0] = True
-        np.not_equal(s[1:], s[:-1], out=new[1:])
-        starts = np.flatnonzero(new)
-        if len(starts) == m:
-            sv, sc = s, np.ones(m, np.int64)
-        else:
-            sv, sc = s[starts], _run_lengths(starts, m)
-    else:
-        sv, sc = _EMPTY_U64, _EMPTY_I64
-    if not multis:
-        return sv, sc, sc
-    mv, mc, md = _merge_multis(multis)
-    if not len(sv):
-        return mv, mc, md
-    same = md is mc
-    pos = np.searchsorted(sv, mv)
-    np.minimum(pos, len(sv) - 1, out=pos)
-    found = sv[pos] == mv
-    hit = pos[found]  # distinct: both sides are distinct values
-    sd = sc if same else sc.copy()
-    sc[hit] += mc[found]
-    if not same:
-        sd[hit] += md[found]
-    extra = np.flatnonzero(~found)
-    if not len(extra):
-        return sv, sc, sd
-    v = np.concatenate([sv, mv[extra]])
-    c = np.concatenate([sc, mc[extra]])
-    return v, c, (c if same else np.concatenate([sd, md[extra]]))
-
-
-def _merge_partials(singles: list[np.ndarray], multis: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(value, count, doc_freq) of every distinct value of one (group, n)'s partials, in memory.
-
-    For tests and small inputs; ``finish`` merges one value range at a time (``_merge_unit``).
-    """
-    return _merge_unit(list(singles), list(multis))
-
-
-def _merge_groups(merged: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
-    """'*' of one value range from every group's merged rows: rows seen once go the plain-sort
-    way of singles (count 1 implies doc_freq 1), the others as multis."""
-    singles, multis = [], []
-    for v, c, d in merged:
-        one = c == 1
-        singles.append(v[one])
-        more = ~one
-        cm = c[more]
-        multis.append((v[more], cm, cm if d is c else d[more]))
-    return _merge_unit(singles, multis)
-
-
-@dataclass
-class _Partials:
-    singles: list = field(default_factory=list)  # sorted uint64 arrays
-    multis: list = field(default_factory=list)  # (value u64 sorted, count i64, doc_freq i64)
-
-
-@dataclass
-class _Spill:
-    """One spill: where each (group, n)'s value-range partitions lie in the spill file.
-
-    ``regions[(g, n)] = (offsets, counts, rows)``: the byte offset of each partition and of the
-    end (partitions + 1 entries), (singles, multis, doc_freq written: 1 or 0 = equals count) per
-    partition, and the total rows. A partition's bytes are its singles (uint64), then the multis'
-    values (uint64), counts (int64) and, if written, doc_freqs (int64); the partitions of one
-    (group, n) follow each other, so a run of them is one read.
-    """
-
-    regions: dict[tuple[int, int], tuple[list[int], list[tuple[int, int, int]], int]]
-
-    def rows(self, key: tuple[int, int]) -> int:
-        region = self.regions.get(key)
-        return 0 if region is None else region[2]
-
-    def read(self, f, key: tuple[int, int], p0: int, p1: int, singles: list, multis: list) -> None:
-        """Append the pieces of partitions [p0, p1) of ``key`` to ``singles`` and ``multis``."""
-        region = self.regions.get(key)
-        if region is None:
-            return
-        offsets, counts, _ = region
-        if offsets[p1] == offsets[p0]:
-            return
-        buf = np.empty((offsets[p1] - offsets[p0]) // 8, np.uint64)
-        _read_exact(f, buf, offsets[p0])
-        at = 0
-        for ns, nm, stored in counts[p0:p1]:
-            if ns:
-                singles.append(buf[at : at + ns])
-                at += ns
-            if nm:
-                c = buf[at + nm : at + 2 * nm].view(np.int64)
-                d = buf[at + 2 * nm : at + 3 * nm].view(np.int64) if stored else c
-                multis.append((buf[at : at + nm], c, d))
-                at += nm * (2 + stored)
-
-
-class _Fold:
-    """The outputs of one (group, n), folded in one value range after another: distinct count,
-    bucket histogram, running top-k candidates, sample rows. Every statistic is per distinct
-    value, and a value lives in exactly one range, so folding ranges one by one is exact."""
-
-    def __init__(self, n: int, buckets: int, top_k: int, sample_rate: int) -> None:
-        self.n = n
-        self.buckets = buckets
-        self.top_k = top_k
-        self.limit = _U64((1 << 64) // sample_rate) if sample_rate > 1 else None
-        self.distinct = 0
-        # Dense float64 sums (exact below 2**53) unless the histogram itself would be large.
-        self.hist = np.zeros(buckets, np.float64) if buckets <= _DENSE_BUCKETS else None
-        self.sparse: list[tuple[np.ndarray, np.ndarray]] = []
-        # Current top-k: hash, value, count, doc_freq, in rank order.
-        self.top = (_EMPTY_U64, _EMPTY_U64, _EMPTY_I64, _EMPTY_I64)
-        self.samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.bucket_ids = np.zeros(0, np.int32)
-        self.bucket_counts = _EMPTY_I64
-        self.sample = (_EMPTY_U64, _EMPTY_I64, _EMPTY_I64)
-
-    def add(self, v: np.ndarray, c: np.ndarray, d: np.ndarray) -> None:
-        if not len(v):
-            return
-        self.distinct += len(v)
-        h = _finalise(v, self.n)
-        bucket = (h % _U64(self.buckets)).view(np.int64)
-        if self.hist is not None:
-            self.hist += np.bincount(bucket, weights=c, minlength=self.buckets)
-        else:
-            ub, inv = np.unique(bucket, return_inverse=True)
-            self.sparse.append((ub, np.bincount(inv, weights=c)))
-        self._add_top(h, v, c, d)
-        keep = np.flatnonzero(h < self.limit) if self.limit is not None else slice(None)
-        self.samples.append((h[keep], c[keep], d[keep]))
-
-    def _add_top(self, h, v, c, d) -> None:
-        k = self.top_k
-        if not k:
-            return
-        th, tv, tc, td = self.top
-        if len(th) == k:
-            # Only rows that beat the current k-th (count desc, hash asc) can enter.
-            ck, hk = tc[-1], th[-1]
-            sel = np.flatnonzero(c >= ck)
-            if len(sel):
-                sel = sel[(c[sel] > ck) | (h[sel] < hk)]
-        else:
-            sel = _top_indices(h, c, k)
-        if not len(sel):
-            return
-        hh = np.concatenate([th, h[sel]])
-        cc = np.concatenate([tc, c[sel]])
-        idx = _top_indices(hh, cc, k)
-        self.top = (hh[idx], np.concatenate([tv, v[sel]])[idx], cc[idx], np.concatenate([td, d[sel]])[idx])
-
-    def close(self) -> None:
-        """Turn the running sums into the final rows (and drop the running state)."""
-        if self.hist is not None:
-            nz = np.flatnonzero(self.hist)
-            self.bucket_ids = nz.astype(np.int32)
-            self.bucket_counts = np.rint(self.hist[nz]).astype(np.int64)
-        elif self.sparse:
-            ub, inv = np.unique(np.concatenate([b for b, _ in self.sparse]), return_inverse=True)
-            sums = np.bincount(inv, weights=np.concatenate([s for _, s in self.sparse]))
-            self.bucket_ids = ub.astype(np.int32)
-            self.bucket_counts = np.rint(sums).astype(np.int64)
-        self.hist = None
-        self.sparse = []
-        if self.samples:
-            h = np.concatenate([s[0] for s in self.samples])
-            order = np.argsort(h)
-            self.sample = (h[order], np.concatenate([s[1] for s in self.samples])[order],
-                           np.concatenate([s[2] for s in self.samples])[order])
-        self.samples = []
 
 
 # -- the accumulator --------------------------------------------------------------------------
@@ -671,6 +228,8 @@ class NgramAccumulator:
         self.memory_budget = None if memory_budget is None else int(memory_budget)
         self.spill_dir = None if spill_dir is None else Path(spill_dir)
         self._partials: dict[tuple[int, int], _Partials] = {}
+        self._work = _Work()  # reusable buffers of the block pipeline
+        self._buffers = Buffers()  # reusable buffers of the tokenizer (a batch lives until the next)
         self._state_bytes = 0  # bytes of self._partials, kept up to date by _add_block and _spill
         self._documents = _EMPTY_I64
         self._tokens = _EMPTY_I64
@@ -729,7 +288,7 @@ class NgramAccumulator:
         if len(groups) == 0:
             return
         self._result = None
-        self._add(self.tokenizer.encode(texts), groups)
+        self._add(self.tokenizer.encode_into(texts, self._buffers), groups)
 
     @staticmethod
     def _check_groups(groups, n_docs: int) -> np.ndarray:
@@ -774,7 +333,7 @@ class NgramAccumulator:
         bounds = np.concatenate([[0], change, [len(groups)]]).tolist()
         for d0, d1 in zip(bounds[:-1], bounds[1:]):
             g = int(groups[d0])
-            for b0, b1 in _blocks(offsets, d0, d1):
+            for b0, b1 in _blocks(offsets, d0, d1, _BLOCK_TOKENS):
                 self._add_block(hashes, offsets, b0, b1, g, candidates)
         self._keep_texts(batch, candidates, positions)
 
@@ -783,27 +342,39 @@ class NgramAccumulator:
         m = t1 - t0
         if m == 0:
             return
+        work = self._work
+        work.ensure(m)
         tok = hashes[t0:t1]
         lengths = np.diff(offsets[d0 : d1 + 1])
         doc = np.repeat(np.arange(d1 - d0, dtype=np.int32), lengths)
-        doc_end = offsets[d0 + 1 : d1 + 1] - t0
-        s = tok.copy()
+        tails = _Tails(offsets[d0 + 1 : d1 + 1] - t0, lengths, self.ns[-1])
+        s = tok
         for n in range(1, self.ns[-1] + 1):
             count = m - n + 1
             if count <= 0:
                 break
-            if n > 1:
+            if n == 2:
+                s = np.multiply(tok[:count], _K, out=work.s[:count])
+                s += tok[1:]
+            elif n > 2:
                 # S_n(p) = S_{n-1}(p) * K + t_{p+n-1}; the last position drops out each round.
                 s = s[:count]
                 s *= _K
                 s += tok[n - 1 :]
             if n not in self.ns:
                 continue
-            block = _aggregate(s, doc, _tail_positions(doc_end, lengths, n, count))
-            part = self._partials.setdefault((g, n), _Partials())
+            key = (g, n)
+            block = _aggregate_block(s, doc, tails.positions(n, count), work, work.form(key, n))
+            work.share[key] = block.share
+            part = self._partials.get(key)
+            if part is None:
+                part = self._partials[key] = _Partials()
             if len(block.singles):
                 part.singles.append(block.singles)
                 self._state_bytes += block.singles.nbytes
+            if len(block.repeats):
+                part.repeats.append(block.repeats)
+                self._state_bytes += block.repeats.nbytes
             if len(block.multi):
                 part.multis.append((block.multi, block.count, block.doc_freq))
                 self._state_bytes += block.multi.nbytes + block.count.nbytes
@@ -828,62 +399,35 @@ class NgramAccumulator:
         return self._spill_file
 
     def _spill(self) -> None:
-        """Append all in-memory partials to the spill file, cut into ``_parts`` value ranges.
-
-        Per (group, n) and range, the slices of all sorted runs are written back to back (one
-        gathered write per range, no copy into a contiguous buffer first), one range after the
-        other, so finish reads a range (or a run of ranges) in one sequential read. The slices are
-        not merged here: finish sorts every range once anyway, and merging twice would cost more
-        than the extra bytes.
-        """
-        parts = self._parts
-        edges = _edges(parts)
-        regions: dict[tuple[int, int], tuple] = {}
-        at = self._spill_bytes
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        fd = os.open(self._spill_path(), flags, 0o600)
-        try:
-            for key, part in self._partials.items():
-                singles, multis = part.singles, part.multis
-                # doc_freq is not written when it is count itself in every run (see _aggregate).
-                stored = 0 if all(r[2] is r[1] for r in multis) else 1
-                arrays = [memoryview(a) for a in singles]
-                scut = _cuts(singles, edges)
-                mcut = _cuts([r[0] for r in multis], edges)
-                for j in range(2 + stored):
-                    arrays += [memoryview(r[j]) for r in multis]
-                cuts = np.concatenate([scut] + [mcut] * (2 + stored)).tolist()
-                sizes = np.diff(scut, axis=1).sum(axis=0), np.diff(mcut, axis=1).sum(axis=0)
-                words = sizes[0] + sizes[1] * (2 + stored)
-                offsets = (at + 8 * np.concatenate([[0], np.cumsum(words)])).tolist()
-                counts = [(x, y, stored) for x, y in zip(sizes[0].tolist(), sizes[1].tolist())]
-                for p in range(parts):
-                    _write_all(fd, [a[c[p] : c[p + 1]] for a, c in zip(arrays, cuts) if c[p + 1] > c[p]])
-                at = offsets[-1]
-                regions[key] = (offsets, counts, int(sizes[0].sum() + sizes[1].sum()))
-        finally:
-            os.close(fd)
-        self._spill_bytes = at
-        self._spills.append(_Spill(regions))
+        """Append all in-memory partials to the spill file, cut into ``_parts`` value ranges
+        (see ``curator.stats.spill``), and drop them from memory."""
+        spill, self._spill_bytes = write_spill(self._spill_path(), self._partials, self._parts, self._spill_bytes)
+        self._spills.append(spill)
         self._partials = {}
         self._state_bytes = 0
 
     def _block_candidates(self, candidates, g: int, n: int, block: _Block, t0: int) -> None:
-        """This block's ``text_candidates`` best n-grams by (count desc, hash asc)."""
+        """This block's ``text_candidates`` best n-grams by (count desc, hash asc), in any order."""
         k = self.text_candidates
-        v, c, first = block.multi, block.count, block.first
+        v, c, first = block.top
         if len(v) > k:
-            # Only rows at or above the k-th largest count can qualify; finalise just those.
-            keep = np.flatnonzero(c >= _kth_largest(c, k))
-            v, c, first = v[keep], c[keep], first[keep]
-            sel = _top_indices(_finalise(v, n), c, k)
+            # All rows above the k-th largest count, and the tied ones of smallest hash.
+            kth = _kth_largest(c, k)
+            above = np.flatnonzero(c > kth)
+            tied = np.flatnonzero(c == kth)
+            need = k - len(above)
+            if len(tied) > need:
+                tied = tied[_smallest(_finalise(v[tied], n), need)]
+            sel = np.concatenate([above, tied])
             v, c, first = v[sel], c[sel], first[sel]
-        elif len(v) < k and len(block.singles):
+        elif len(v) < k:
             # Too few repeated n-grams: fill up with singles of smallest hash (the tie rule).
-            sel = _smallest(_finalise(block.singles, n), k - len(v))
-            v = np.concatenate([v, block.singles[sel]])
-            c = np.concatenate([c, np.ones(len(sel), np.int64)])
-            first = np.concatenate([first, block.single_pos()[sel]])
+            lone, lone_pos = block.lone()
+            if len(lone):
+                sel = _smallest(_finalise(lone, n), k - len(v))
+                v = np.concatenate([v, lone[sel]])
+                c = np.concatenate([c, np.ones(len(sel), np.int64)])
+                first = np.concatenate([first, lone_pos[sel]])
         candidates.setdefault((g, n), []).append((v, c, first + t0))
 
     def _keep_texts(self, batch: TokenBatch, candidates, positions) -> None:
@@ -937,6 +481,9 @@ class NgramAccumulator:
         if used and used[-1] >= len(names):
             raise UsageError(f"group code {used[-1]} has no name: got {len(names)} group_names {names}")
         if self._result is None:
+            # The batch buffers are not needed again before the next update or fill_texts.
+            self._work = _Work()
+            self._buffers = Buffers()
             if self._closed:
                 raise UsageError("this NgramAccumulator is closed and has no result to return; finish before close")
             self._result = self._fold_all(used)
@@ -968,16 +515,18 @@ class NgramAccumulator:
         groups are then merged again for '*'. Nothing bigger than one range is ever held.
         """
         out: dict[tuple[int | None, int], _Fold] = {}
+        options = (self.buckets, self.top_k, self.sample_rate, _DENSE_BUCKETS)
+        scratch = Buffers()  # a group's merged rows are folded before its next merge
         f = open(self._spill_file, "rb", buffering=0) if self._spills else None
         try:
             for n in self.ns:
-                folds = {g: _Fold(n, self.buckets, self.top_k, self.sample_rate) for g in used}
-                star = _Fold(n, self.buckets, self.top_k, self.sample_rate) if len(used) > 1 else None
+                folds = {g: _Fold(n, *options) for g in used}
+                star = _Fold(n, *options) if len(used) > 1 else None
                 rows = 0
                 for g in used:
                     part = self._partials.get((g, n))
                     if part is not None:
-                        rows += sum(len(a) for a in part.singles) + sum(len(r[0]) for r in part.multis)
+                        rows += part.rows()
                     rows += sum(spill.rows((g, n)) for spill in self._spills)
                 most = self._parts if self._spills else _MAX_UNITS
                 units = 1 << min(most.bit_length() - 1, (max(1, -(-rows // _UNIT_ROWS)) - 1).bit_length())
@@ -987,35 +536,40 @@ class NgramAccumulator:
                 for g in used:
                     part = self._partials.get((g, n))
                     if part is not None:
-                        memory[g] = (part, _cuts(part.singles, edges).tolist(),
-                                     _cuts([r[0] for r in part.multis], edges).tolist())
+                        memory[g] = (part, _cuts(part.singles, edges).T.tolist(),
+                                     _cuts([r[0] for r in part.multis], edges).T.tolist(),
+                                     _cuts(part.repeats, edges).T.tolist())
                 for u in range(units):
                     merged = []
                     for g in used:
                         singles: list[np.ndarray] = []
                         multis: list[tuple] = []
+                        repeats: list[np.ndarray] = []
                         if g in memory:
-                            part, scut, mcut = memory[g]
-                            singles += [a[c[u] : c[u + 1]] for a, c in zip(part.singles, scut)]
-                            for r, c in zip(part.multis, mcut):
-                                x, y = c[u], c[u + 1]
-                                multis.append((r[0][x:y], r[1][x:y], r[2][x:y]))
-                        for spill in self._spills:
-                            spill.read(f, (g, n), u * step, (u + 1) * step, singles, multis)
-                        rows_u = _merge_unit(singles, multis)
-                        del singles, multis
-                        folds[g].add(*rows_u)
+                            part, scut, mcut, rcut = memory[g]
+                            singles += [a[x:y] for a, x, y in zip(part.singles, scut[u], scut[u + 1]) if y > x]
+                            multis += [(r[0][x:y], r[1][x:y], r[2][x:y])
+                                       for r, x, y in zip(part.multis, mcut[u], mcut[u + 1]) if y > x]
+                            repeats += [a[x:y] for a, x, y in zip(part.repeats, rcut[u], rcut[u + 1]) if y > x]
+                        for i, spill in enumerate(self._spills):
+                            words = spill.words((g, n), u * step, (u + 1) * step)
+                            if words:
+                                spill.read(f, (g, n), u * step, (u + 1) * step, singles, multis, repeats,
+                                           scratch.get(f"read{i}", words, np.uint64))
+                        # '*' merges all groups' rows of the range afterwards: those must not share buffers.
+                        rows_u = _merge_unit(singles, multis, repeats, scratch if star is None else None)
+                        del singles, multis, repeats
+                        folds[g].add(*rows_u, scratch)
                         if star is not None:
                             merged.append(rows_u)
                     if star is not None:
-                        star.add(*_merge_groups(merged))
+                        star.add(*_merge_groups(merged), scratch)
                 for g, fold in folds.items():
                     fold.close()
                     out[(g, n)] = fold
                 if star is not None:
                     star.close()
-                out[(None, n)] = star if star is not None else (folds[used[0]] if used else
-                                                                 _Fold(n, self.buckets, self.top_k, self.sample_rate))
+                out[(None, n)] = star if star is not None else (folds[used[0]] if used else _Fold(n, *options))
         finally:
             if f is not None:
                 f.close()
@@ -1065,7 +619,7 @@ class NgramAccumulator:
                 want.setdefault(n, []).append(v)
         if not want:
             return 0
-        batch = self.tokenizer.encode(texts)
+        batch = self.tokenizer.encode_into(texts, self._buffers)
         found = 0
         for n, values in want.items():
             sv, pos = _ngram_values(batch.hashes, batch.doc_offsets, n)
@@ -1119,61 +673,8 @@ class _Rows:
         return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _write_all(fd: int, buffers: list) -> None:
-    """Write ``buffers`` one after another: gathered writes (at most 512 buffers per call) where
-    the platform has them, so the slices need no copy into one buffer first."""
-    for i in range(0, len(buffers), 512):
-        chunk = buffers[i : i + 512]
-        done = os.writev(fd, chunk) if hasattr(os, "writev") else 0
-        if done < sum(b.nbytes for b in chunk):  # no writev, or a short write (rare): plainly
-            rest = memoryview(b"".join(chunk))[done:]
-            while len(rest):
-                rest = rest[os.write(fd, rest) :]
-
-
-def _read_exact(f, buf: np.ndarray, offset: int) -> None:
-    """Fill ``buf`` from the (unbuffered) file ``f`` at ``offset``, straight into its memory."""
-    view = memoryview(buf).cast("B")
-    f.seek(offset)
-    done = 0
-    while done < len(view):
-        k = f.readinto(view[done:])
-        if not k:
-            raise OSError(f"spill file {f.name} ended early: wanted {len(view)} bytes at {offset}, got {done}")
-        done += k
-
 
 def _int_bincount(groups: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
     # float64 weights are exact below 2**53 per batch, far above any batch's token count.
     return np.rint(np.bincount(groups, weights=weights, minlength=size)).astype(np.int64)
 
-
-def _sort_by_group(hashes, offsets, groups):
-    """Reorder documents (and their tokens) so that each group is contiguous."""
-    order = np.argsort(groups, kind="stable")
-    lengths = np.diff(offsets)[order]
-    new_offsets = np.zeros(len(order) + 1, np.int64)
-    np.cumsum(lengths, out=new_offsets[1:])
-    # Old flat position of each new position: old start of its document + offset inside it.
-    positions = np.arange(new_offsets[-1]) + np.repeat(offsets[:-1][order] - new_offsets[:-1], lengths)
-    return hashes[positions], new_offsets, groups[order], positions
-
-
-def _blocks(offsets: np.ndarray, d0: int, d1: int):
-    """Split documents [d0, d1) into runs of about _BLOCK_TOKENS tokens (whole documents)."""
-    start = d0
-    while start < d1:
-        end = int(np.searchsorted(offsets, offsets[start] + _BLOCK_TOKENS, side="right")) - 1
-        end = min(max(end, start + 1), d1)
-        yield start, end
-        start = end
-
-
-def _tail_positions(doc_end: np.ndarray, lengths: np.ndarray, n: int, count: int) -> np.ndarray:
-    """Block positions p < count whose n-gram would run past the end of p's document."""
-    if n == 1:
-        return _EMPTY_I64
-    k = np.minimum(lengths, n - 1)  # a document shorter than n drops all its positions
-    total = int(k.sum())
-    pos = np.repeat(doc_end - k, k) + (np.arange(total) - np.repeat(np.cumsum(k) - k, k))
-    return pos[pos < count]

@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curator.errors import InputError, UsageError
+from curator.stats.buffers import Buffers
 
 __all__ = [
     "GOLDEN",
@@ -181,6 +182,12 @@ class Tokenizer(ABC):
     def encode(self, texts: pa.Array | pa.ChunkedArray) -> TokenBatch:
         """Tokenize N documents (a string array; nulls are empty documents)."""
 
+    def encode_into(self, texts: pa.Array | pa.ChunkedArray, buffers: Buffers) -> TokenBatch:
+        """Like ``encode``, but the batch's arrays may lie in ``buffers`` (owned by the caller and
+        reused from call to call, which saves allocating them anew): the batch is then valid only
+        until the next call with the same buffers. The default ignores them."""
+        return self.encode(texts)
+
     def tokens(self, text: str) -> list[str]:
         """The tokens of one document, as strings (for inspection and tests, not hot paths)."""
         batch = self.encode(pa.array([text], pa.large_string()))
@@ -218,34 +225,93 @@ def _chunks(n: int, size: int):
         yield a, min(n, a + size)
 
 
-def _non_ascii_docs(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """Indices of the documents that hold at least one byte >= 0x80."""
+def _non_ascii_docs(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the documents that hold at least one byte >= 0x80, and the positions of their
+    code points' lead bytes (>= 0xC0)."""
     found = []
     for a, b in _chunks(len(data), _BYTE_CHUNK):
         seg = data[a:b]
-        if seg.max(initial=0) >= 0x80:
-            found.append(np.flatnonzero(seg >= 0x80) + a)
+        if seg.max(initial=0) >= 0xC0:
+            found.append(np.flatnonzero(seg >= 0xC0) + a)
     if not found:
-        return np.zeros(0, np.int64)
-    pos = np.concatenate(found)
-    return np.unique(np.searchsorted(offsets, pos, side="right") - 1)
+        return _EMPTY_I64, _EMPTY_I64
+    # Every byte >= 0x80 of valid UTF-8 belongs to a code point whose lead byte is >= 0xC0.
+    lead = np.concatenate(found)
+    return np.unique(np.searchsorted(offsets, lead, side="right") - 1), lead
 
 
-def _lowercase_docs(arr: pa.LargeStringArray, docs: np.ndarray) -> pa.LargeStringArray:
-    """Full Unicode lowercase of the listed documents; ASCII-only ones are lowered while hashing."""
-    import polars as pl
+def _code_points(data: np.ndarray, lead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The code points that start at the lead bytes ``lead`` (>= 0xC0), and their UTF-8 widths."""
+    # Arrow guarantees valid UTF-8, so every continuation byte exists; clip only to stay in range.
+    last = len(data) - 1
+    b0 = data[lead].astype(np.int64)
+    b1 = data[np.minimum(lead + 1, last)].astype(np.int64) & 0x3F
+    b2 = data[np.minimum(lead + 2, last)].astype(np.int64) & 0x3F
+    b3 = data[np.minimum(lead + 3, last)].astype(np.int64) & 0x3F
+    width = 2 + (b0 >= 0xE0) + (b0 >= 0xF0)
+    cp = np.where(width == 2, ((b0 & 0x1F) << 6) | b1,
+                  np.where(width == 3, ((b0 & 0x0F) << 12) | (b1 << 6) | b2,
+                           ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3))
+    return np.minimum(cp, 0x10FFFF), width
 
-    lowered = pl.Series(arr.take(pa.array(docs))).str.to_lowercase().to_arrow()
+
+@cache
+def _case_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(checked, differs) per code point: has it been compared, and do Arrow's and polars'
+    lowercase mappings of it differ? Filled in lazily (see ``_lowercase_docs``)."""
+    checked = np.zeros(0x110000, bool)
+    differs = np.zeros(0x110000, bool)
+    # Full mapping vs Arrow's one-to-one mapping: U+0130 (İ -> i + U+0307) and the final sigma
+    # (U+03A3 lowers to U+03C2 at the end of a word: context that Arrow does not look at).
+    differs[[0x130, 0x3A3]] = True
+    checked[[0x130, 0x3A3]] = True
+    return checked, differs
+
+
+def _lowercase_docs(arr: pa.LargeStringArray, docs: np.ndarray, lead: np.ndarray) -> pa.LargeStringArray:
+    """Full Unicode lowercase of the listed documents (``lead``: their lead bytes, see
+    ``_non_ascii_docs``); ASCII-only ones are lowered while hashing.
+
+    The definition is Rust's ``str::to_lowercase`` (polars). Arrow's ``utf8_lower`` gives the same
+    result several times faster on any text whose code points it maps alike, which is every code
+    point but U+0130, U+03A3 (final sigma) and those that only one of the two libraries' Unicode
+    versions knows: each code point is compared once per process, on first sight, and documents
+    holding one that differs (rare) go through polars.
+    """
+    offsets, data = _buffers(arr)
+    cp, _ = _code_points(data, lead)
+    checked, differs = _case_tables()
+    new = np.unique(cp[~checked[cp]])
+    if len(new):
+        import polars as pl
+
+        chars = [chr(c) for c in new.tolist()]
+        arrow = pc.utf8_lower(pa.array(chars, pa.large_string())).to_pylist()
+        rust = pl.Series(chars, dtype=pl.String).str.to_lowercase().to_list()
+        differs[new] = [x != y for x, y in zip(arrow, rust)]
+        checked[new] = True
+    slow = np.unique(np.searchsorted(offsets, lead[differs[cp]], side="right") - 1)
+    if len(slow):
+        import polars as pl
+
+        fast = np.setdiff1d(docs, slow, assume_unique=True)
+        parts = [pc.utf8_lower(arr.take(pa.array(fast))),
+                 pl.Series(arr.take(pa.array(slow))).str.to_lowercase().to_arrow().cast(pa.large_string())]
+        lowered = pa.concat_arrays([p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts])
+        lowered = lowered.take(pa.array(np.argsort(np.concatenate([fast, slow]), kind="stable")))
+    else:
+        lowered = pc.utf8_lower(arr.take(pa.array(docs)))
     mask = np.zeros(len(arr), dtype=bool)
     mask[docs] = True
-    out = pc.replace_with_mask(arr, pa.array(mask), lowered.cast(pa.large_string()))
+    out = pc.replace_with_mask(arr, pa.array(mask), lowered)
     return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
-def _word_bytes(data: np.ndarray, has_non_ascii: bool) -> np.ndarray:
-    """Per byte: is it part of a token (a letter, mark or number code point)?"""
+def _word_bytes(data: np.ndarray, has_non_ascii: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """Per byte: is it part of a token (a letter, mark or number code point)? Into ``out``
+    (bool, len(data)) when given."""
     n = len(data)
-    is_word = np.empty(n, dtype=bool)
+    is_word = np.empty(n, dtype=bool) if out is None else out
     t1 = np.empty(min(n, _BYTE_CHUNK), np.uint8)
     t2 = np.empty_like(t1)
     c1 = np.empty(len(t1), bool)
@@ -271,24 +337,17 @@ def _mark_non_ascii(data: np.ndarray, is_word: np.ndarray) -> None:
     if not leads:
         return
     lead = np.concatenate(leads)
-    # Arrow guarantees valid UTF-8, so every continuation byte exists; clip only to stay in range.
-    last = len(data) - 1
-    b0 = data[lead].astype(np.int64)
-    b1 = data[np.minimum(lead + 1, last)].astype(np.int64) & 0x3F
-    b2 = data[np.minimum(lead + 2, last)].astype(np.int64) & 0x3F
-    b3 = data[np.minimum(lead + 3, last)].astype(np.int64) & 0x3F
-    width = 2 + (b0 >= 0xE0) + (b0 >= 0xF0)
-    cp = np.where(width == 2, ((b0 & 0x1F) << 6) | b1,
-                  np.where(width == 3, ((b0 & 0x0F) << 12) | (b1 << 6) | b2,
-                           ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3))
-    word = _word_char_table()[np.minimum(cp, 0x10FFFF)]
+    cp, width = _code_points(data, lead)
+    word = _word_char_table()[cp]
     for k in range(4):
         sel = width > k
         is_word[lead[sel] + k] = word[sel]
 
 
-def _token_bounds(is_word: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start and end byte of every token, and the per-document token offsets.
+def _token_bounds(is_word: np.ndarray, offsets: np.ndarray,
+                  buffers: Buffers | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start and end byte of every token (int32 below 2 GiB of text, else int64), and the
+    per-document token offsets (int64; starts and ends in ``buffers`` when given).
 
     A token is a maximal run of word bytes inside one document: a document start ends the
     previous token even when both neighbouring bytes are word bytes.
@@ -301,9 +360,16 @@ def _token_bounds(is_word: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray,
     # are at most n / 2 + 1 + documents of them. Pages never written are never touched: the
     # generous size costs address space only, and no concatenation copies the results afterwards.
     bound = min(n, n // 2 + len(offsets)) + 1
-    starts = np.empty(bound, np.int64)
-    ends = np.empty(bound, np.int64)
-    flag = np.empty(min(n, _BYTE_CHUNK), bool)
+    # Byte positions fit 32 bits in any batch below 2 GiB of text: half the memory and traffic.
+    dtype = np.int32 if n < 2**31 - 1 else np.int64
+    if buffers is None:
+        starts = np.empty(bound, dtype)
+        ends = np.empty(bound, dtype)
+        flag = np.empty(min(n, _BYTE_CHUNK), bool)
+    else:
+        starts = buffers.get("tok.starts", bound, dtype)
+        ends = buffers.get("tok.ends", bound, dtype)
+        flag = buffers.get("tok.flag", min(n, _BYTE_CHUNK), bool)
     count = 0  # starts so far; ends lag behind while a token runs over a chunk edge
     n_ends = 0
     lo = 0
@@ -340,10 +406,13 @@ def _token_bounds(is_word: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray,
     return starts[:count], ends[:count], doc_tok
 
 
-def _hash_word_tokens(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def _hash_word_tokens(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                      buffers: Buffers | None = None) -> np.ndarray:
+    """The token hashes (module docstring) of the tokens data[starts:ends] (in ``buffers`` when
+    given)."""
     n = len(data)
     count = len(starts)
-    out = np.empty(count, np.uint64)
+    out = np.empty(count, np.uint64) if buffers is None else buffers.get("tok.hashes", count, np.uint64)
     if count == 0:
         return out
     # An unaligned 8-byte window at every byte offset (a zero-padded copy of the tail serves the
@@ -354,11 +423,20 @@ def _hash_word_tokens(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) ->
     win = (np.ndarray((n - 7,), dtype="<u8", buffer=data, strides=(1,)) if n >= 8
            else np.zeros(0, np.uint64))
     tail_win = np.ndarray((9,), dtype="<u8", buffer=padded_tail, strides=(1,))
-    lengths = ends - starts
-    tmp = np.empty(min(count, _TOKEN_CHUNK), np.uint64)
+    chunk = min(count, _TOKEN_CHUNK)
+    if buffers is None:
+        tmp = np.empty(chunk, np.uint64)
+        length = np.empty(chunk, np.int64)
+    else:
+        tmp = buffers.get("tok.tmp", chunk, np.uint64)
+        length = buffers.get("tok.length", chunk, np.int64)
+    longs = []
     for a, b in _chunks(count, _TOKEN_CHUNK):
         m = b - a
-        capped = np.minimum(lengths[a:b], 8)
+        capped = np.subtract(ends[a:b], starts[a:b], out=length[:m])
+        if capped.max() > 8:
+            longs.append(np.flatnonzero(capped > 8) + a)
+            np.minimum(capped, 8, out=capped)
         w = _gather_words(win, tail_win, tail_start, starts[a:b])
         _lowercase_ascii_words(w, tmp[:m])
         w &= _WORD_MASKS[capped]
@@ -366,10 +444,10 @@ def _hash_word_tokens(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) ->
         s = out[a:b]
         np.bitwise_xor(_SHORT_SEEDS[capped], w, out=s)
         mix64(s, tmp[:m])
-    long = np.flatnonzero(lengths > 8)
-    if len(long):
+    if longs:
+        long = np.concatenate(longs)
         st = starts[long]
-        ln = lengths[long]
+        ln = ends[long] - st
         w = _gather_words(win, tail_win, tail_start, st)
         _lowercase_ascii_words(w, np.empty_like(w))
         h = ln.astype(np.uint64) * _U64(GOLDEN)
@@ -429,16 +507,23 @@ class WordTokenizer(Tokenizer):
     name = "word_v1"
 
     def encode(self, texts: pa.Array | pa.ChunkedArray) -> TokenBatch:
+        return self._encode(texts, None)
+
+    def encode_into(self, texts: pa.Array | pa.ChunkedArray, buffers: Buffers) -> TokenBatch:
+        return self._encode(texts, buffers)
+
+    def _encode(self, texts: pa.Array | pa.ChunkedArray, buffers: Buffers | None) -> TokenBatch:
         arr = _as_large_string(texts)
         offsets, data = _buffers(arr)
-        non_ascii = _non_ascii_docs(offsets, data)
+        non_ascii, lead = _non_ascii_docs(offsets, data)
         if len(non_ascii):
-            arr = _lowercase_docs(arr, non_ascii)
+            arr = _lowercase_docs(arr, non_ascii, lead)
             offsets, data = _buffers(arr)
-        is_word = _word_bytes(data, has_non_ascii=len(non_ascii) > 0)
-        starts, ends, doc_offsets = _token_bounds(is_word, offsets)
+        out = None if buffers is None else buffers.get("tok.is_word", len(data), bool)
+        is_word = _word_bytes(data, len(non_ascii) > 0, out)
+        starts, ends, doc_offsets = _token_bounds(is_word, offsets, buffers)
         del is_word
-        hashes = _hash_word_tokens(data, starts, ends)
+        hashes = _hash_word_tokens(data, starts, ends, buffers)
         return _WordBatch(data, starts, ends, hashes, doc_offsets)
 
 
