@@ -105,7 +105,7 @@ class Phases:
 
 def install_phases() -> Phases:
     """Wrap the engine's phases with CPU timers (outermost call of each only)."""
-    from curator.stats import fold
+    from curator.stats import fold, texts
 
     ph = Phases()
     ph.wrap(tokenize.WordTokenizer, "_encode", "tokenize (all)")
@@ -115,9 +115,9 @@ def install_phases() -> Phases:
     ph.wrap(tokenize, "_hash_word_tokens", "  hash tokens")
     ph.wrap(ngrams.NgramAccumulator, "_add_block", "n-gram blocks (all)")
     ph.wrap(ngrams, "_aggregate_block", "  sort, count, doc_freq")
-    ph.wrap(ngrams.NgramAccumulator, "_block_candidates", "  text candidates")
+    ph.wrap(texts._TopTexts, "block", "  text candidates")
     ph.wrap(ngrams.NgramAccumulator, "_spill", "  spill")
-    ph.wrap(ngrams.NgramAccumulator, "_keep_texts", "keep texts")
+    ph.wrap(texts._TopTexts, "keep", "keep texts")
     ph.wrap(ngrams.NgramAccumulator, "finish", "finish (all)")
     ph.wrap(ngrams, "_merge_unit", "  merge value ranges")
     ph.wrap(fold._Fold, "add", "  fold into the tables")

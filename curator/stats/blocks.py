@@ -9,13 +9,14 @@ of its value is an in-document *repeat*, and doc_freq = count - repeats.
 The block is then kept in one of two forms, whichever suits how repetitive its values are (the
 tables do not depend on the choice):
 
-- occurrences (``_occurrences``; 2-, 3- and 4-grams of ordinary text): the sorted values
+- occurrences (``_occurrences``; 3- and 4-grams of ordinary text): the sorted values
   themselves, one element per occurrence (``singles``: count 1 and doc_freq 1 each, values may
   repeat), plus the values of the in-document repeats (``repeats``: doc_freq - 1 each). The
   sorted array is stored as it is, with no compaction pass; only the positions whose value equals
   its predecessor's are looked at (for repeats and for the text candidates).
-- rows (``_rows``; 1-grams): one row per distinct value: values seen once as bare ``singles``,
-  the others as (value, count, doc_freq) ``multi`` rows.
+- rows (``_rows``; 1- and 2-grams): one row per distinct value: values seen once as bare
+  ``singles``, the others as (value, count, doc_freq) ``multi`` rows. Smaller than the
+  occurrences once many values repeat, and cheaper to merge in ``finish``.
 
 Either way the block also reports its values seen at least twice with their counts and first
 positions (``top``: the text candidates' source) and, lazily, the values seen once (``lone``).
@@ -32,13 +33,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from curator.stats.buffers import empty
 from curator.stats.sorting import _EMPTY_I64, _EMPTY_U64, _resort, _run_lengths
 
 _U64 = np.uint64
 _ALL_ONES = ~_U64(0)
 # Occurrence form when at most this share of a block's positions repeat their predecessor's
-# value (3- and 4-grams: ~10-20%, 2-grams ~40-50%, 1-grams ~95%). The form is chosen for each
-# (group, n) from its previous block (see ``_Work.form``).
+# value (English text: 3- and 4-grams ~10-20%, 2-grams ~40-50%, 1-grams ~95%). The form is
+# chosen for each (group, n) from its previous block (see ``_Work.form``); the first block of
+# each n > 1 starts in occurrence form.
 _OCCURRENCE_SHARE = 0.3
 
 
@@ -57,19 +60,18 @@ class _Work:
     def ensure(self, m: int) -> None:
         if m <= self.size:
             return
-        size = max(m, 2 * self.size)
+        size = max(m, self.size + self.size // 4)
         self.size = size
-        self.s = np.empty(size, np.uint64)  # S of the current n
-        self.key = np.empty(size, np.uint64)  # sort keys, then positions
-        self.u1 = np.empty(size, np.uint64)
-        self.u2 = np.empty(size, np.uint64)
-        self.i1 = np.empty(size, np.int64)
-        self.i2 = np.empty(size, np.int64)
-        self.i3 = np.empty(size, np.int64)
-        self.d1 = np.empty(size, np.int32)
-        self.d2 = np.empty(size, np.int32)
-        self.b1 = np.empty(size, bool)
-        self.b2 = np.empty(size, bool)
+        self.s = empty(size, np.uint64)  # S of the current n
+        self.key = empty(size, np.uint64)  # sort keys, then positions
+        self.u1 = empty(size, np.uint64)
+        self.i1 = empty(size, np.int64)
+        self.i2 = empty(size, np.int64)
+        self.i3 = empty(size, np.int64)
+        self.d1 = empty(size, np.int32)
+        self.d2 = empty(size, np.int32)
+        self.b1 = empty(size, bool)
+        self.b2 = empty(size, bool)
         self.arange = np.arange(size, dtype=np.int64)
 
     def form(self, key: tuple[int, int], n: int) -> bool:
@@ -165,7 +167,7 @@ def _occurrences(order: np.ndarray, hs: np.ndarray, low, doc: np.ndarray, work: 
     dup = np.add(cand, 1, out=work.i2[:nd])
     dv = hs[dup]
     # A decrease (two values sharing a key prefix, interleaved) shows among these pairs.
-    if np.less(dv, np.take(hs, cand, out=work.u2[:nd], mode="clip"), out=work.b2[:nd]).any():
+    if np.less(dv, np.take(hs, cand, out=work.u1[:nd], mode="clip"), out=work.b2[:nd]).any():
         order, hs = _resort(order, hs, low)
         cand = np.flatnonzero(hs[1:] == hs[:-1])
         nd = len(cand)

@@ -7,7 +7,22 @@ outputs, into buffers that live as long as the caller that owns them (an ``Ngram
 """
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
+
+# Buffers from this size up get their own anonymous memory map: freeing one then always returns
+# its memory to the system (a buffer allocated from the heap may stay resident after it is freed).
+_MAPPED_BYTES = 1 << 20
+
+
+def empty(size: int, dtype) -> np.ndarray:
+    """``np.empty(size, dtype)``, in its own memory map when it is large (see ``_MAPPED_BYTES``)."""
+    dtype = np.dtype(dtype)
+    nbytes = size * dtype.itemsize
+    if nbytes < _MAPPED_BYTES:
+        return np.empty(size, dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype, count=size)
 
 
 class Buffers:
@@ -23,7 +38,8 @@ class Buffers:
         buf = self._arrays.get(name)
         if buf is None or len(buf) < size or buf.dtype != dtype:
             grown = 0 if buf is None or buf.dtype != dtype else len(buf) + len(buf) // 8
-            buf = np.empty(max(size, grown), dtype)
+            self._arrays.pop(name, None)  # free the old one first
+            buf = empty(max(size, grown), dtype)
             self._arrays[name] = buf
         return buf[:size]
 

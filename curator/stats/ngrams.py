@@ -27,10 +27,10 @@ How it works. ``update`` tokenizes a batch, cuts it into blocks of about 64k tok
 documents of one group) and, per block and n, sorts the occurrences once by (value, position)
 (``curator.stats.blocks``). Within one value the positions are then ascending, so an occurrence
 in the same document as the previous one of its value is an in-document repeat, and doc_freq =
-count - repeats. A block whose values mostly occur once (most 2-, 3- and 4-grams) is kept as its
+count - repeats. A block whose values mostly occur once (most 3- and 4-grams) is kept as its
 sorted occurrences as they are (8 bytes per occurrence, no compaction) plus the values of its
-in-document repeats; a repetitive one (1-grams) as one row per distinct value: values seen once
-as bare 8-byte values, the others as (value, count, doc_freq). Those sorted partial aggregates
+in-document repeats; a more repetitive one (1- and 2-grams) as one row per distinct value: values
+seen once as bare 8-byte values, the others as (value, count, doc_freq). Those sorted partial aggregates
 ("runs") are all that is kept between calls (no text): about 4 bytes of state per byte of
 English text for n = 1..4. Internally everything is keyed by S, not by the hash: the finaliser is
 a bijection, so the counts are the same, and it then runs once per distinct n-gram instead of per
@@ -71,8 +71,8 @@ the same documents (a second pass) recovers them, and ``finish`` is then called 
 
 Modules: ``values`` (S and the final hash), ``sorting`` (sort and group primitives), ``blocks``
 (per-block aggregation), ``merge`` (merging partial state), ``spill`` (the spill file and its
-index), ``fold`` (the outputs, range by range), ``buffers`` (reusable work buffers); this one
-holds the accumulator and builds the tables. The hot loops reuse buffers that the accumulator
+index), ``fold`` (the outputs, range by range), ``texts`` (the top-k texts), ``tables`` (schemas,
+``NgramStats``, rows), ``buffers`` (reusable work buffers); this one holds the accumulator. The hot loops reuse buffers that the accumulator
 owns (the tokenizer's batch arrays, the block pipeline's temporaries, finish's merge buffers):
 allocating them anew for every batch, block or range costs page faults and cache misses, and
 those cost more than many of the passes over the data themselves.
@@ -83,38 +83,30 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from curator.errors import UsageError
+from curator.stats.blocks import _aggregate, _aggregate_block, _blocks, _sort_by_group, _Tails, _Work
 from curator.stats.buffers import Buffers
-from curator.stats.blocks import (
-    _aggregate,
-    _aggregate_block,
-    _Block,
-    _blocks,
-    _sort_by_group,
-    _Tails,
-    _Work,
-)
 from curator.stats.fold import _Fold
 from curator.stats.merge import _merge_groups, _merge_partials, _merge_unit, _Partials
-from curator.stats.sorting import (
-    _EMPTY_I64,
-    _cuts,
-    _edges,
-    _group_sorted,
-    _group_sums,
-    _kth_largest,
-    _smallest,
-    _top_indices,
-)
+from curator.stats.sorting import _EMPTY_I64, _cuts, _edges, _group_sorted
 from curator.stats.spill import _Spill, write_spill
+from curator.stats.tables import (
+    BUCKETS_SCHEMA,
+    SAMPLE_SCHEMA,
+    TOP_SCHEMA,
+    TOTALS_SCHEMA,
+    NgramStats,
+    _emit,
+    _Rows,
+)
+from curator.stats.texts import _TopTexts
 from curator.stats.tokenize import TokenBatch, Tokenizer, get_tokenizer
-from curator.stats.values import NGRAM_K, _finalise, _ngram_values, ngram_hashes
+from curator.stats.values import NGRAM_K, ngram_hashes
 
 __all__ = [
     "ALL_GROUPS",
@@ -137,23 +129,6 @@ ALL_GROUPS = "*"
 MAX_N = 16
 MAX_GROUPS = 1 << 20  # group codes index per-group counters
 
-TOTALS_SCHEMA = pa.schema([
-    ("origin", pa.string()), ("n", pa.int32()), ("documents", pa.int64()), ("tokens", pa.int64()),
-    ("total", pa.int64()), ("distinct", pa.int64()), ("buckets", pa.int32()),
-    ("sample_rate", pa.int32()), ("top_k", pa.int32()),
-])
-BUCKETS_SCHEMA = pa.schema([
-    ("origin", pa.string()), ("n", pa.int32()), ("bucket", pa.int32()), ("count", pa.int64()),
-])
-TOP_SCHEMA = pa.schema([
-    ("origin", pa.string()), ("n", pa.int32()), ("rank", pa.int32()), ("ngram", pa.string()),
-    ("hash", pa.uint64()), ("count", pa.int64()), ("doc_freq", pa.int64()),
-])
-SAMPLE_SCHEMA = pa.schema([
-    ("origin", pa.string()), ("n", pa.int32()), ("hash", pa.uint64()), ("count", pa.int64()),
-    ("doc_freq", pa.int64()),
-])
-
 _U64 = np.uint64
 _K = _U64(NGRAM_K)
 # Tokens per block: the sort and its gathers then stay in L2, several times faster than on a
@@ -167,24 +142,11 @@ _SPILL_PARTS = 64
 _UNIT_ROWS = 1 << 18
 # Most value ranges finish uses when nothing was spilled (any power of two works then).
 _MAX_UNITS = 4096
+# finish merges each group's value ranges in buffers of its own up to this many groups.
+_BUFFERED_GROUPS = 64
 # Bucket histograms up to this many buckets are dense arrays; larger ones are summed sparsely.
 _DENSE_BUCKETS = 1 << 22
 DEFAULT_MEMORY_BUDGET = 256 << 20
-
-
-@dataclass
-class NgramStats:
-    """The four statistics tables of one corpus (see the module docstring for definitions)."""
-
-    tokenizer: str
-    totals: pa.Table
-    buckets: pa.Table
-    top: pa.Table
-    sample: pa.Table
-    missing_texts: int = 0
-
-    def tables(self) -> dict[str, pa.Table]:
-        return {"totals": self.totals, "buckets": self.buckets, "top": self.top, "sample": self.sample}
 
 
 # -- the accumulator --------------------------------------------------------------------------
@@ -234,10 +196,8 @@ class NgramAccumulator:
         self._documents = _EMPTY_I64
         self._tokens = _EMPTY_I64
         self._totals = {n: _EMPTY_I64 for n in ns}
-        # Texts of candidate top n-grams: n -> {S: text} (S is the value before finalising).
-        self._texts: dict[int, dict[int, str]] = {}
-        # Final hash -> (n, S) of the top-k n-grams the last finish had no text for.
-        self._missing: dict[int, tuple[int, int]] = {}
+        # Texts of candidate top n-grams, and the top-k ones the last finish had no text for.
+        self._top_texts = _TopTexts(self.text_candidates)
         # finish's folded outputs per (group or None = '*', n), kept for a second finish after
         # fill_texts (only the texts are resolved again); update drops them.
         self._result: dict[tuple[int | None, int], _Fold] | None = None
@@ -335,7 +295,7 @@ class NgramAccumulator:
             g = int(groups[d0])
             for b0, b1 in _blocks(offsets, d0, d1, _BLOCK_TOKENS):
                 self._add_block(hashes, offsets, b0, b1, g, candidates)
-        self._keep_texts(batch, candidates, positions)
+        self._top_texts.keep(batch, candidates, positions)
 
     def _add_block(self, hashes, offsets, d0: int, d1: int, g: int, candidates) -> None:
         t0, t1 = int(offsets[d0]), int(offsets[d1])
@@ -380,7 +340,7 @@ class NgramAccumulator:
                 self._state_bytes += block.multi.nbytes + block.count.nbytes
                 if block.doc_freq is not block.count:
                     self._state_bytes += block.doc_freq.nbytes
-            self._block_candidates(candidates, g, n, block, t0)
+            self._top_texts.block(candidates, g, n, block, t0)
         # Checked per block, so the state never exceeds the budget by more than one block's.
         if self.memory_budget is not None and self._state_bytes > self.memory_budget:
             self._spill()
@@ -406,63 +366,6 @@ class NgramAccumulator:
         self._partials = {}
         self._state_bytes = 0
 
-    def _block_candidates(self, candidates, g: int, n: int, block: _Block, t0: int) -> None:
-        """This block's ``text_candidates`` best n-grams by (count desc, hash asc), in any order."""
-        k = self.text_candidates
-        v, c, first = block.top
-        if len(v) > k:
-            # All rows above the k-th largest count, and the tied ones of smallest hash.
-            kth = _kth_largest(c, k)
-            above = np.flatnonzero(c > kth)
-            tied = np.flatnonzero(c == kth)
-            need = k - len(above)
-            if len(tied) > need:
-                tied = tied[_smallest(_finalise(v[tied], n), need)]
-            sel = np.concatenate([above, tied])
-            v, c, first = v[sel], c[sel], first[sel]
-        elif len(v) < k:
-            # Too few repeated n-grams: fill up with singles of smallest hash (the tie rule).
-            lone, lone_pos = block.lone()
-            if len(lone):
-                sel = _smallest(_finalise(lone, n), k - len(v))
-                v = np.concatenate([v, lone[sel]])
-                c = np.concatenate([c, np.ones(len(sel), np.int64)])
-                first = np.concatenate([first, lone_pos[sel]])
-        candidates.setdefault((g, n), []).append((v, c, first + t0))
-
-    def _keep_texts(self, batch: TokenBatch, candidates, positions) -> None:
-        """Remember the texts of this batch's best n-grams per group and n."""
-        want_s, want_pos, want_n = [], [], []
-        for (_, n), parts in candidates.items():
-            v = np.concatenate([p[0] for p in parts])
-            c = np.concatenate([p[1] for p in parts])
-            first = np.concatenate([p[2] for p in parts])
-            order, vs, _, starts = _group_sorted(v)
-            sums = _group_sums(c[order], starts)
-            vs = vs[starts]
-            first = first[order][starts]
-            top = _top_indices(_finalise(vs, n), sums, self.text_candidates)
-            known = self._texts.setdefault(n, {})
-            new = [i for i, x in zip(top.tolist(), vs[top].tolist()) if x not in known]
-            if new:
-                want_s.append(vs[new])
-                want_pos.append(first[new])
-                want_n.append(np.full(len(new), n))
-        if want_s:
-            self._store_texts(batch, np.concatenate(want_s), np.concatenate(want_pos),
-                              np.concatenate(want_n), positions)
-
-    def _store_texts(self, batch: TokenBatch, values, pos, ns, positions) -> None:
-        if positions is not None:
-            pos = positions[pos]  # back to the batch's own token order
-        width = int(ns.max())
-        flat = pos[:, None] + np.arange(width)[None, :]
-        words = batch.strings(flat[np.arange(width)[None, :] < ns[:, None]])
-        at = 0
-        for v, n in zip(values.tolist(), ns.tolist()):
-            self._texts.setdefault(n, {})[v] = " ".join(words[at : at + n])
-            at += n
-
     # -- finish ---------------------------------------------------------------------------
 
     def finish(self, group_names: list[str]) -> NgramStats:
@@ -487,15 +390,17 @@ class NgramAccumulator:
             if self._closed:
                 raise UsageError("this NgramAccumulator is closed and has no result to return; finish before close")
             self._result = self._fold_all(used)
-        self._missing = {}
+        self._top_texts.missing = {}
         tables = {k: _Rows() for k in ("totals", "buckets", "top", "sample")}
+        options = (self.buckets, self.sample_rate, self.top_k)
         for g in used + [None]:
             for n in self.ns:
                 if g is None:
                     counts = (int(self._documents.sum()), int(self._tokens.sum()), int(self._totals[n].sum()))
                 else:
                     counts = (int(self._documents[g]), int(self._tokens[g]), int(self._totals[n][g]))
-                self._emit(tables, ALL_GROUPS if g is None else names[g], n, *counts, self._result[(g, n)])
+                _emit(tables, ALL_GROUPS if g is None else names[g], n, counts, self._result[(g, n)], options,
+                      self._top_texts)
         return NgramStats(
             tokenizer=self.tokenizer.name,
             totals=tables["totals"].table(TOTALS_SCHEMA),
@@ -516,7 +421,10 @@ class NgramAccumulator:
         """
         out: dict[tuple[int | None, int], _Fold] = {}
         options = (self.buckets, self.top_k, self.sample_rate, _DENSE_BUCKETS)
-        scratch = Buffers()  # a group's merged rows are folded before its next merge
+        # Reused buffers for the merges: one set per group, since '*' merges every group's rows of
+        # a range after all of them are merged (many groups: fresh arrays instead).
+        scratch = Buffers()
+        merge_buffers = {g: Buffers() for g in used} if len(used) <= _BUFFERED_GROUPS else {}
         f = open(self._spill_file, "rb", buffering=0) if self._spills else None
         try:
             for n in self.ns:
@@ -556,8 +464,7 @@ class NgramAccumulator:
                             if words:
                                 spill.read(f, (g, n), u * step, (u + 1) * step, singles, multis, repeats,
                                            scratch.get(f"read{i}", words, np.uint64))
-                        # '*' merges all groups' rows of the range afterwards: those must not share buffers.
-                        rows_u = _merge_unit(singles, multis, repeats, scratch if star is None else None)
+                        rows_u = _merge_unit(singles, multis, repeats, merge_buffers.get(g))
                         del singles, multis, repeats
                         folds[g].add(*rows_u, scratch)
                         if star is not None:
@@ -575,34 +482,11 @@ class NgramAccumulator:
                 f.close()
         return out
 
-    def _emit(self, tables, origin: str, n: int, documents: int, tokens: int, total: int, fold: _Fold) -> None:
-        tables["totals"].add(1, origin, n=[n], documents=[documents], tokens=[tokens], total=[total],
-                             distinct=[fold.distinct], buckets=[self.buckets], sample_rate=[self.sample_rate],
-                             top_k=[self.top_k])
-        if not fold.distinct:
-            return
-        nb = len(fold.bucket_ids)
-        tables["buckets"].add(nb, origin, n=np.full(nb, n, np.int32), bucket=fold.bucket_ids,
-                              count=fold.bucket_counts)
-        th, tv, tc, td = fold.top
-        known = self._texts.get(n, {})
-        texts = []
-        for hv, sv in zip(th.tolist(), tv.tolist()):
-            text = known.get(sv)
-            if text is None:
-                self._missing[hv] = (n, sv)
-            texts.append(text)
-        tables["top"].add(len(th), origin, n=np.full(len(th), n, np.int32),
-                          rank=np.arange(1, len(th) + 1, dtype=np.int32), ngram=texts, hash=th, count=tc,
-                          doc_freq=td)
-        sh, sc, sd = fold.sample
-        tables["sample"].add(len(sh), origin, n=np.full(len(sh), n, np.int32), hash=sh, count=sc, doc_freq=sd)
-
     # -- second pass for rare missing texts -------------------------------------------------
 
     def missing_texts(self) -> set[int]:
         """Hashes of top-k n-grams the last ``finish`` had no text for (normally empty)."""
-        return {hv for hv, (n, v) in self._missing.items() if v not in self._texts.get(n, {})}
+        return self._top_texts.missing_hashes()
 
     def fill_texts(self, texts: pa.Array | pa.ChunkedArray, groups: np.ndarray | None = None) -> int:
         """Find missing top-k texts in a batch of the same documents; returns how many it found.
@@ -613,22 +497,10 @@ class NgramAccumulator:
         """
         if groups is not None:
             self._check_groups(groups, len(texts))
-        want: dict[int, list[int]] = {}
-        for n, v in self._missing.values():
-            if v not in self._texts.get(n, {}):
-                want.setdefault(n, []).append(v)
+        want = self._top_texts.wanted()
         if not want:
             return 0
-        batch = self.tokenizer.encode_into(texts, self._buffers)
-        found = 0
-        for n, values in want.items():
-            sv, pos = _ngram_values(batch.hashes, batch.doc_offsets, n)
-            hit = np.flatnonzero(np.isin(sv, np.array(values, dtype=np.uint64)))
-            if len(hit):
-                uv, first = np.unique(sv[hit], return_index=True)
-                self._store_texts(batch, uv, pos[hit[first]], np.full(len(uv), n), None)
-                found += len(uv)
-        return found
+        return self._top_texts.fill(self.tokenizer.encode_into(texts, self._buffers), want)
 
 
 def compute_ngram_stats(batches: Callable[[], Iterable[tuple[pa.Array | pa.ChunkedArray, np.ndarray]]],
@@ -650,28 +522,6 @@ def compute_ngram_stats(batches: Callable[[], Iterable[tuple[pa.Array | pa.Chunk
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-class _Rows:
-    """Column-wise row collector: per column a list of parts, one conversion at the end."""
-
-    def __init__(self) -> None:
-        self.cols: dict[str, list] = {}
-
-    def add(self, rows: int, origin: str, **cols) -> None:
-        if not rows:
-            return
-        self.cols.setdefault("origin", []).append(pa.repeat(pa.scalar(origin, pa.string()), rows))
-        for k, v in cols.items():
-            self.cols.setdefault(k, []).append(v)
-
-    def table(self, schema: pa.Schema) -> pa.Table:
-        arrays = []
-        for f in schema:
-            chunks = [p if isinstance(p, pa.Array) else pa.array(p, type=f.type) for p in self.cols.get(f.name, [])]
-            arrays.append(pa.concat_arrays(chunks) if chunks else pa.array([], type=f.type))
-        return pa.Table.from_arrays(arrays, schema=schema)
-
 
 
 def _int_bincount(groups: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
