@@ -159,16 +159,10 @@ def _new_rows(table: pa.Table, hasher: IdHasher, generation: int, seen: list[pa.
 
 def _complete(table: pa.Table, generation: int, origin: str, model: str | None, decoding: str | None,
               run_id: str) -> pa.Table:
+    """Add the columns that are the same for every row of this ingest."""
     n = table.num_rows
-    const = {
-        "generation": pa.array([generation] * 1, pa.int32()),
-        "origin": pa.array([origin], pa.string()),
-        "model": pa.array([model], pa.string()),
-        "decoding": pa.array([decoding], pa.string()),
-        "ingest_run": pa.array([run_id], pa.string()),
-    }
-    for name, value in const.items():
-        # A run-end-encoded constant would be nicer; repeat() keeps it simple and Arrow-native.
-        table = table.append_column(name, pa.repeat(value[0], n).cast(value.type) if value[0].is_valid
-                                    else pa.nulls(n, value.type))
+    for name, value, type_ in (("generation", generation, pa.int32()), ("origin", origin, pa.string()),
+                               ("model", model, pa.string()), ("decoding", decoding, pa.string()),
+                               ("ingest_run", run_id, pa.string())):
+        table = table.append_column(name, pa.repeat(pa.scalar(value, type_), n))
     return table

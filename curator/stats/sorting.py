@@ -13,6 +13,8 @@ ascending hash), and the value-range cuts (``_edges``, ``_cuts``) shared by spil
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 _U64 = np.uint64
@@ -138,20 +140,26 @@ def _kth_largest(c: np.ndarray, k: int) -> int:
     return int(np.partition(high, len(high) - k)[len(high) - k])
 
 
+def _top_selection(c: np.ndarray, k: int, tie_hash: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Indices (any order) of the k largest counts, ties at the k-th count broken by the smallest hash.
+
+    ``tie_hash(indices)`` gives the hashes of the tied rows only, so a caller holding pre-hash values
+    finalises just those. Requires len(c) > k.
+    """
+    kth = _kth_largest(c, k)
+    above = np.flatnonzero(c > kth)
+    tied = np.flatnonzero(c == kth)
+    need = k - len(above)
+    if len(tied) > need:
+        tied = tied[_smallest(tie_hash(tied), need)]
+    return np.concatenate([above, tied])
+
+
 def _top_indices(h: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest counts, ties by ascending hash, in rank order."""
     if k <= 0 or len(h) == 0:
         return _EMPTY_I64
-    if len(h) > k:
-        kth = _kth_largest(c, k)
-        above = np.flatnonzero(c > kth)
-        tied = np.flatnonzero(c == kth)
-        need = k - len(above)
-        if len(tied) > need:
-            tied = tied[_smallest(h[tied], need)]
-        sel = np.concatenate([above, tied])
-    else:
-        sel = np.arange(len(h))
+    sel = _top_selection(c, k, lambda idx: h[idx]) if len(h) > k else np.arange(len(h))
     return sel[np.lexsort((h[sel], -c[sel]))]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from curator.stats.blocks import _Block
-from curator.stats.sorting import _group_sorted, _group_sums, _kth_largest, _smallest, _top_indices
+from curator.stats.sorting import _group_sorted, _group_sums, _smallest, _top_indices, _top_selection
 from curator.stats.tokenize import TokenBatch
 from curator.stats.values import _finalise, _ngram_values
 
@@ -31,14 +31,7 @@ class _TopTexts:
         k = self.candidates
         v, c, first = block.top
         if len(v) > k:
-            # All rows above the k-th largest count, and the tied ones of smallest hash.
-            kth = _kth_largest(c, k)
-            above = np.flatnonzero(c > kth)
-            tied = np.flatnonzero(c == kth)
-            need = k - len(above)
-            if len(tied) > need:
-                tied = tied[_smallest(_finalise(v[tied], n), need)]
-            sel = np.concatenate([above, tied])
+            sel = _top_selection(c, k, lambda idx: _finalise(v[idx], n))
             v, c, first = v[sel], c[sel], first[sel]
         elif len(v) < k:
             # Too few repeated n-grams: fill up with singles of smallest hash (the tie rule).
