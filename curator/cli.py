@@ -201,6 +201,54 @@ def stats(ctx: click.Context, generation: str | None, tokenizer: str, buckets: i
     click.echo(f"statistics ({summary['tokenizer']}) recomputed; store version {store.version()}")
 
 
+# ---- score ----------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--generation", "-g", default=None, help="Generations to score, e.g. 0,1 (default: all).")
+@click.option("--scorer", "-s", "scorers", multiple=True,
+              help="Scorer: a versioned name (text_stats_v1), an entry-point name or module:Name (repeatable).")
+@click.option("-o", "--option", "options", multiple=True, metavar="[SCORER.]KEY=VALUE",
+              help="Scorer option, for every scorer that has it or for one (perplexity_v1.batch_size=8).")
+@click.option("--model", default=None, help="Model path for scorers that take one (same as -o model=PATH).")
+@click.option("--device", default=None, help="Device for scorers that take one: auto, cpu, cuda, cuda:1.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TOML file: scorers = [...] and a [<scorer>] table of options each.")
+@click.option("--rescore", is_flag=True, help="Score again samples that already have scores of this scorer and config.")
+@click.option("--batch-size", default=256, show_default=True, help="Samples per scorer call.")
+@click.option("--executor", "executor_name", default="local", show_default=True, help="Where scorers run.")
+@click.option("--list", "list_only", is_flag=True, help="List the available scorers and exit.")
+@click.option("--tag", "tags", multiple=True, help="Tag the resulting store version (repeatable).")
+@click.pass_context
+def score(ctx: click.Context, generation: str | None, scorers: tuple[str, ...], options: tuple[str, ...],
+          model: str | None, device: str | None, config_path: str | None, rescore: bool, batch_size: int,
+          executor_name: str, list_only: bool, tags: tuple[str, ...]) -> None:
+    """Attach versioned scores to samples, each scorer into its own table `scores_<scorer>`.
+
+    Incremental: samples already scored by the same scorer and config are skipped (--rescore forces).
+    In SQL every scorer's table is `scores_<scorer>`, and the long view `scores(sample_id, scorer,
+    config_hash, run_id, metric, value)` spans them all.
+    """
+    from .executors import executor
+    from .progress import reporter
+    from .scorers import available
+    from .scorers.options import build_scorers
+    from .scoring import score as run_score
+
+    if list_only:
+        click.echo("\n".join(available()))
+        return
+    built = build_scorers(list(scorers), list(options), model=model, device=device, config_file=config_path)
+    store = _open(ctx)
+    with reporter(ctx.obj["quiet"]) as progress:
+        summaries = run_score(store, built, generations=_generations(generation), rescore=rescore,
+                              batch_size=batch_size, executor=executor(executor_name), progress=progress,
+                              tags=tags)
+    import pyarrow as pa
+
+    rows = [{"scorer": s.scorer, "config_hash": s.config_hash, "table": s.table, "scored": s.scored,
+             "skipped": s.skipped, "replaced": s.replaced, "samples/s": round(s.per_second, 1)} for s in summaries]
+    _print_table(pa.Table.from_pylist(rows), title=f"store version {store.version()}")
+
+
 # ---- shift ----------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--generation", "-g", type=int, required=True, help="Generation to measure.")
@@ -370,14 +418,18 @@ def tables(ctx: click.Context, as_of: str | None) -> None:
     """The store's tables with their Lance versions and row counts."""
     import pyarrow as pa
 
-    from .store.schema import table_schema
+    from .store.schema import SCORES_LAYOUT, SCORES_PREFIX, is_score_table, table_schema
 
     store = _open(ctx)
     versions = store.table_versions(as_of)
     rows = []
     for name, version in sorted(versions.items()):
+        if is_score_table(name):
+            schema, description = f"scores v{SCORES_LAYOUT}", f"scores of {name.removeprefix(SCORES_PREFIX)}, one row per (sample, config)"
+        else:
+            schema, description = f"v{table_schema(name).version}", table_schema(name).description
         rows.append({"table": name, "lance_version": version, "rows": store.dataset(name, as_of).count_rows(),
-                     "schema": f"v{table_schema(name).version}", "description": table_schema(name).description})
+                     "schema": schema, "description": description})
     rows.append({"table": "runs", "lance_version": store.dataset("runs").version, "rows": store.runs(as_of).num_rows,
                  "schema": f"v{table_schema('runs').version}", "description": table_schema("runs").description})
     _print_table(pa.Table.from_pylist(rows), title=f"store {store.root} at version {store.resolve(as_of) if as_of else store.version()}")

@@ -41,7 +41,36 @@ class RichReporter:
         self._p = progress
 
     def task(self, description: str, total: float | None = None, unit: str = "") -> Task:
-        return _RichTask(self._p, self._p.add_task(description, total=total))
+        """A bar counting bytes (unit "" or "bytes": sizes and MB/s) or items of `unit` ("samples": n/s)."""
+        return _RichTask(self._p, self._p.add_task(description, total=total, unit=unit or "bytes"))
+
+
+def _columns():
+    """Columns that show bytes as sizes and speeds, and counted items as `done/total unit` and `n unit/s`."""
+    from rich.progress import DownloadColumn, ProgressColumn, TransferSpeedColumn
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        _bytes = DownloadColumn()
+
+        def render(self, task) -> Text:
+            unit = task.fields.get("unit", "bytes")
+            if unit == "bytes":
+                return self._bytes.render(task)
+            total = "?" if task.total is None else f"{int(task.total):,}"
+            return Text(f"{int(task.completed):,}/{total} {unit}", style="progress.download")
+
+    class Rate(ProgressColumn):
+        _bytes = TransferSpeedColumn()
+
+        def render(self, task) -> Text:
+            unit = task.fields.get("unit", "bytes")
+            if unit == "bytes":
+                return self._bytes.render(task)
+            speed = task.finished_speed or task.speed
+            return Text("?" if speed is None else f"{speed:,.0f} {unit}/s", style="progress.data.speed")
+
+    return Count(), Rate()
 
 
 @contextmanager
@@ -50,9 +79,8 @@ def reporter(quiet: bool = False) -> Iterator[Reporter]:
     if quiet or not sys.stderr.isatty():
         yield NullReporter()
         return
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeElapsedColumn(), transient=True) as progress:
+    with Progress(TextColumn("{task.description}"), BarColumn(), *_columns(), TimeElapsedColumn(),
+                  transient=True) as progress:
         yield RichReporter(progress)

@@ -9,9 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+import lance
+import pyarrow as pa
 
-from .schema import TABLES
+from .schema import SCORES_PREFIX, TABLES, table_schema
 from .store import Store
+
+KEY_COLUMNS = tuple(table_schema("scores").arrow.names)
 
 
 def connect(store: Store, as_of: int | str | None = None, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -25,11 +29,41 @@ def connect(store: Store, as_of: int | str | None = None, *, threads: int | None
             runs = store.runs(as_of)
             con.register("__curator_runs", runs)
         else:
-            import lance
-
             con.register(f"__curator_{table}", lance.dataset(store._uri(table), version=versions[table]))
         con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "__curator_{table}"')
+    score_schemas = {}
+    for table in store.score_tables(as_of):
+        ds = lance.dataset(store._uri(table), version=versions[table])
+        con.register(f"__curator_{table}", ds)
+        con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "__curator_{table}"')
+        score_schemas[table] = ds.schema
+    con.execute(_long_scores_view(score_schemas))
     return con
+
+
+def _is_metric(dtype: pa.DataType) -> bool:
+    return pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)
+
+
+def _long_scores_view(schemas: dict[str, pa.Schema]) -> str:
+    """`scores(sample_id, scorer, config_hash, run_id, metric, value)`: every numeric or boolean score column
+    of every score table as one row per (sample, metric), so generic queries need no knowledge of each
+    scorer. Booleans become 0/1; strings, lists and vectors (embeddings, token probabilities) are left
+    out; read them from `scores_<scorer>`."""
+    parts = []
+    for table, schema in schemas.items():
+        scorer = table.removeprefix(SCORES_PREFIX)
+        for f in schema:
+            if f.name in KEY_COLUMNS or not _is_metric(f.type):
+                continue
+            parts.append(
+                f"SELECT sample_id, '{scorer}' AS scorer, config_hash, run_id, '{f.name}' AS metric, "
+                f'CAST("{f.name}" AS DOUBLE) AS value FROM "{table}"'
+            )
+    if not parts:
+        parts.append("SELECT NULL::VARCHAR AS sample_id, NULL::VARCHAR AS scorer, NULL::VARCHAR AS config_hash, "
+                     "NULL::VARCHAR AS run_id, NULL::VARCHAR AS metric, NULL::DOUBLE AS value WHERE false")
+    return "CREATE VIEW scores AS " + "\nUNION ALL ".join(parts)
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None):

@@ -29,6 +29,11 @@ CURRENT = {
 TABLES = tuple(CURRENT)
 META_TABLE = b"curator.table"
 META_VERSION = b"curator.schema_version"
+META_SCORER = b"curator.scorer"
+# Score tables are made at run time, one per scorer (`scores_<versioned scorer name>`): their key columns
+# follow `schemas/scores.v<N>.json` (the layout version) and the scorer declares the rest.
+SCORES_PREFIX = "scores_"
+SCORES_LAYOUT = 1
 
 _SIMPLE = {
     "string": pa.string(),
@@ -69,7 +74,9 @@ class TableSchema:
 
 @cache
 def table_schema(table: str, version: int | None = None) -> TableSchema:
-    version = CURRENT[table] if version is None else version
+    """The schema of a fixed table, or of the score-table layout under the name 'scores'."""
+    if version is None:
+        version = SCORES_LAYOUT if table == "scores" else CURRENT[table]
     path = schemas_dir() / f"{table}.v{version}.json"
     if not path.exists():
         raise StoreError(f"no schema file for table '{table}' version {version} ({path})")
@@ -119,3 +126,39 @@ def conform(table: str, data: pa.Table) -> pa.Table:
         return data.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise StoreError(f"rows for table '{table}' do not fit its schema: {exc}") from exc
+
+
+def is_score_table(table: str) -> bool:
+    return table.startswith(SCORES_PREFIX)
+
+
+def score_table_schema(table: str, scorer: str, columns: pa.Schema) -> pa.Schema:
+    """The Arrow schema of a score table: the layout's key columns, then the scorer's columns."""
+    keys = table_schema("scores").arrow
+    bad = [name for name in columns.names if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)]
+    if bad:
+        raise StoreError(f"scorer {scorer} declares column names {bad}; use letters, digits and '_' (they become SQL columns)")
+    clash = [name for name in columns.names if name in keys.names]
+    if clash:
+        raise StoreError(f"scorer {scorer} declares columns {clash} that are reserved key columns of score tables")
+    meta = {META_TABLE: table.encode(), META_VERSION: str(SCORES_LAYOUT).encode(), META_SCORER: scorer.encode()}
+    return pa.schema(list(keys.remove_metadata()) + list(columns), metadata=meta)
+
+
+def check_score_schema(table: str, found: pa.Schema, where: str) -> None:
+    """A score table must carry this curator's layout version and its key columns."""
+    meta = found.metadata or {}
+    got = meta.get(META_VERSION)
+    if got is None or meta.get(META_TABLE) != table.encode():
+        raise SchemaVersionError(f"{where}: score table '{table}' carries no curator score-table metadata; "
+                                 f"it was not written by curator")
+    if int(got) != SCORES_LAYOUT:
+        raise SchemaVersionError(
+            f"{where}: score table '{table}' has layout version {int(got)}, this curator reads version {SCORES_LAYOUT}; "
+            f"open it with a curator release that reads version {int(got)}"
+        )
+    keys = table_schema("scores").arrow.remove_metadata()
+    head = pa.schema(list(found.remove_metadata())[: len(keys)])
+    if head != keys:
+        raise SchemaVersionError(f"{where}: score table '{table}' does not start with the key columns\n"
+                                 f"  expected: {keys}\n  received: {head}")

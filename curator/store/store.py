@@ -34,7 +34,7 @@ import pyarrow as pa
 from ..errors import StoreError, UsageError
 from .faults import crash_point
 from .lock import WriterLock
-from .schema import TABLES, arrow_schema, check_schema, conform
+from .schema import TABLES, arrow_schema, check_schema, check_score_schema, conform, is_score_table
 
 DATA_TABLES = tuple(t for t in TABLES if t != "runs")
 # Lance file format 2.0: it writes text about 7x faster than 2.1/2.2 (no FSST string compression:
@@ -110,6 +110,11 @@ class Store:
             if not Path(uri).exists():
                 raise StoreError(f"store {self.root} is missing table '{table}' ({uri})")
             check_schema(table, lance.dataset(uri).schema, str(self.root))
+        for table in self.score_tables():
+            uri = self._uri(table)
+            if not Path(uri).exists():
+                raise StoreError(f"store {self.root} is missing score table '{table}' ({uri})")
+            check_score_schema(table, lance.dataset(uri).schema, str(self.root))
 
     # ---- reading ---------------------------------------------------------------------------------
     def runs(self, as_of: int | str | None = None) -> pa.Table:
@@ -132,7 +137,12 @@ class Store:
         return int(self._last_run()["seq"])
 
     def table_versions(self, as_of: int | str | None = None) -> dict[str, int]:
+        """Every committed table (fixed and score tables) -> its Lance version at that store version."""
         return json.loads(self._last_run(as_of)["tables"])
+
+    def score_tables(self, as_of: int | str | None = None) -> list[str]:
+        """The committed score tables (`scores_<scorer>`), sorted."""
+        return sorted(t for t in self.table_versions(as_of) if is_score_table(t))
 
     def resolve(self, ref: int | str) -> int:
         """A store version (run seq) from a number or a tag name."""
@@ -178,9 +188,10 @@ class Store:
             if as_of is None:
                 return lance.dataset(self._uri("runs"))
             raise UsageError("open runs through Store.runs(as_of=...)")
-        if table not in DATA_TABLES:
-            raise UsageError(f"unknown table '{table}'; tables: {', '.join(TABLES)}")
-        return lance.dataset(self._uri(table), version=self.table_versions(as_of)[table])
+        versions = self.table_versions(as_of)
+        if table not in versions:
+            raise UsageError(f"unknown table '{table}'; tables: {', '.join(sorted(versions))}")
+        return lance.dataset(self._uri(table), version=versions[table])
 
     def read(self, table: str, *, columns: list[str] | None = None, filter: str | None = None,
              as_of: int | str | None = None) -> pa.Table:
@@ -200,6 +211,10 @@ class Store:
                 if latest.version != version:
                     # Debris of a crashed writer: bring the newest version back to the committed content.
                     lance.dataset(self._uri(table), version=version).restore()
+            for path in self.root.glob("scores_*.lance"):
+                if path.name.removesuffix(".lance") not in committed:
+                    # A score table created by a writer that crashed before its run committed.
+                    shutil.rmtree(path, ignore_errors=True)
             tx = Transaction(self, command, args, committed)
             try:
                 yield tx
@@ -257,6 +272,7 @@ class Transaction:
     tags: list[str] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)
     _orphans: list[str] = field(default_factory=list)
 
     def dataset(self, table: str) -> lance.LanceDataset:
@@ -267,18 +283,48 @@ class Transaction:
         """
         return lance.dataset(self.store._uri(table))
 
+    def exists(self, table: str) -> bool:
+        """Whether the table exists for this transaction (committed, or created by it)."""
+        return table in self.committed or table in self.created
+
     def write_fragments(self, table: str, data: pa.Table) -> list[Any]:
-        """Write data files without committing them (for streaming a large input into one commit)."""
+        """Write data files without committing them (for streaming a large input into one commit).
+
+        Score tables are not in `schemas/`: their rows must come with their full schema (see
+        `schema.score_table_schema`), and the table is created by the first commit.
+        """
         from lance.fragment import write_fragments
 
-        data = conform(table, data)
+        data = self._conform(table, data)
         frags = write_fragments(data, self.store._uri(table), schema=data.schema, max_rows_per_file=1 << 22,
                                 data_storage_version=FILE_FORMAT)
         for frag in frags:
             self._orphans.extend(str(Path(self.store._uri(table)) / "data" / f.path) for f in frag.files)
         return frags
 
-    def commit_fragments(self, table: str, fragments: list[Any]) -> None:
+    def _conform(self, table: str, data: pa.Table) -> pa.Table:
+        if not is_score_table(table):
+            return conform(table, data)
+        if self.exists(table):
+            found = self.dataset(table).schema
+            if found.remove_metadata() != data.schema.remove_metadata():
+                raise StoreError(
+                    f"rows for '{table}' do not match the table's columns (a scorer whose columns change needs a "
+                    f"new versioned name)\n  expected: {found.remove_metadata()}\n  received: {data.schema.remove_metadata()}"
+                )
+            return data.cast(found)
+        return data
+
+    def commit_fragments(self, table: str, fragments: list[Any], schema: pa.Schema | None = None) -> None:
+        """Commit written fragments as one append; `schema` creates a score table on its first commit."""
+        if not self.exists(table):
+            if schema is None:
+                raise StoreError(f"table '{table}' does not exist; its first commit needs a schema")
+            lance.LanceDataset.commit(self.store._uri(table), lance.LanceOperation.Overwrite(schema, fragments))
+            self._orphans.clear()
+            self.created.add(table)
+            self.written.add(table)
+            return
         if not fragments:
             return
         read_version = self.dataset(table).version
@@ -289,8 +335,18 @@ class Transaction:
     def append(self, table: str, data: pa.Table) -> None:
         if data.num_rows == 0:
             return
-        lance.write_dataset(conform(table, data), self.store._uri(table), mode="append")
+        if not self.exists(table):
+            raise StoreError(f"table '{table}' does not exist; create it with write_fragments + commit_fragments")
+        lance.write_dataset(self._conform(table, data), self.store._uri(table), mode="append")
         self.written.add(table)
+
+    def delete_keys(self, table: str, keys: pa.Table) -> int:
+        """Delete the rows whose key columns equal a row of `keys` (a join, not a giant SQL IN list)."""
+        if not self.exists(table) or keys.num_rows == 0:
+            return 0
+        result = self.dataset(table).merge_insert(keys.column_names).when_matched_delete().execute(keys)
+        self.written.add(table)  # a commit even when nothing matched: record the version it made
+        return int(result["num_deleted_rows"])
 
     def delete(self, table: str, predicate: str) -> None:
         """Delete the rows matching a Lance SQL predicate (built from validated values, never user text)."""
@@ -310,7 +366,10 @@ class Transaction:
         for path in self._orphans:
             Path(path).unlink(missing_ok=True)
         for table in self.written:
-            lance.dataset(self.store._uri(table), version=self.committed[table]).restore()
+            if table in self.created:
+                shutil.rmtree(self.store._uri(table), ignore_errors=True)
+            else:
+                lance.dataset(self.store._uri(table), version=self.committed[table]).restore()
 
     def _commit(self) -> None:
         crash_point("before-run-commit")
