@@ -213,13 +213,13 @@ def stats(ctx: click.Context, generation: str | None, tokenizer: str, buckets: i
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="TOML file: scorers = [...] and a [<scorer>] table of options each.")
 @click.option("--rescore", is_flag=True, help="Score again samples that already have scores of this scorer and config.")
-@click.option("--batch-size", default=256, show_default=True, help="Samples per scorer call.")
+@click.option("--batch-size", type=int, default=None, help="Samples per scorer call (default: each scorer's own).")
 @click.option("--executor", "executor_name", default="local", show_default=True, help="Where scorers run.")
 @click.option("--list", "list_only", is_flag=True, help="List the available scorers and exit.")
 @click.option("--tag", "tags", multiple=True, help="Tag the resulting store version (repeatable).")
 @click.pass_context
 def score(ctx: click.Context, generation: str | None, scorers: tuple[str, ...], options: tuple[str, ...],
-          model: str | None, device: str | None, config_path: str | None, rescore: bool, batch_size: int,
+          model: str | None, device: str | None, config_path: str | None, rescore: bool, batch_size: int | None,
           executor_name: str, list_only: bool, tags: tuple[str, ...]) -> None:
     """Attach versioned scores to samples, each scorer into its own table `scores_<scorer>`.
 

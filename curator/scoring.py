@@ -82,15 +82,17 @@ def _in(column: str, values: list[Any]) -> str:
 
 
 def score(store: Store, scorers: list[Scorer], *, generations: list[int] | None = None, rescore: bool = False,
-          batch_size: int = 256, executor: Executor | None = None, progress: Reporter | None = None,
+          batch_size: int | None = None, executor: Executor | None = None, progress: Reporter | None = None,
           tags: tuple[str, ...] = (), args: dict[str, Any] | None = None) -> list[ScorerSummary]:
-    """Score the samples of `generations` (None: all) with each scorer; one atomic run. Returns per-scorer counts."""
+    """Score the samples of `generations` (None: all) with each scorer; one atomic run. Returns per-scorer counts.
+
+    `batch_size` (samples per `score` call) defaults to each scorer's own `batch_size`."""
     if not scorers:
         raise UsageError("no scorer given; name at least one with --scorer")
     names = [s.name for s in scorers]
     if len(set(names)) != len(names):
         raise UsageError(f"scorer named twice in one run: {names}; run each config separately")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     for tag in tags:
         validate_tag(tag)
@@ -151,7 +153,7 @@ def _score_one(tx, scorer: Scorer, samples, where: str | None, present: pa.Table
     scorer.fit(context)
     task = ScanTask(uri=samples.uri, version=samples.version,
                     columns=tuple(dict.fromkeys(("sample_id", *scorer.inputs))), filter=where, row_ids=row_ids,
-                    batch_size=batch_size)
+                    batch_size=batch_size or scorer.batch_size)
     bar = progress.task(f"score {scorer.name}", total=todo, unit="samples")
     run_id = tx.run_id
     fragments, pending, pending_rows = [], [], 0

@@ -23,6 +23,10 @@ processes (a Ray worker) unchanged:
 3. the scorer is (possibly) pickled to a worker, where `setup()` loads models once;
 4. `score(batch)` per batch. A batch is an Arrow table with `sample_id` plus the `inputs` columns.
 
+`inputs` and `output_schema()` may depend on the config (an instance may narrow `inputs`); a table's
+columns are fixed by its first write, so options that change the columns need care (the embedding
+dimension, say: another model of another width is refused with a clear message).
+
 Scores never go into `samples`: each scorer's rows go to its own table `scores_<name>`.
 """
 from __future__ import annotations
@@ -62,6 +66,9 @@ class Scorer:
     Config: ClassVar[type] = NoConfig
     # Verifiers name the boolean column that says "accepted" (pass rates, selection by verifier).
     pass_column: ClassVar[str | None] = None
+    # Samples per `score` call unless the user says otherwise: small for models (memory), large for
+    # vectorised text scorers (each Arrow kernel call has a fixed cost).
+    batch_size: ClassVar[int] = 256
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         if config is not None and options:
