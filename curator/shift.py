@@ -19,6 +19,14 @@ Metrics (n = 1..4, plus any other n the statistics hold) and default rules
 | `tail_loss_rare_{n}` | split expectation (rare) | value > split_tail_loss_rare + 0.10 |
 | `length_ks` | 0 | D > max(0.05, c * sqrt((n + m) / (n * m))), c = 1.949 (alpha = 0.001): significant and non-trivial |
 | `length_p50` | baseline's median length | never (informational) |
+| `ppl_p10` .. `ppl_p90` (p10, p25, p50, p75, p90) | baseline's quantile | never (informational) |
+| `ppl_low_band_share` | baseline's own share (~0.25) | value > baseline + max(0.05, z * sqrt(q(1 - q)(1/n + 1/m))), q = baseline, z = 3.09 |
+| `ppl_ks` | 0 | D > max(0.05, c * sqrt((n + m) / (n * m))), c = 1.949 (as length_ks) |
+| `token_prob_bin_{i}` (i = 0..9) | baseline's share | never (informational) |
+| `token_prob_above_0_99` | baseline's share | value > baseline + max(0.05, z * sqrt(se_g^2 + se_b^2)) |
+| `embedding_centroid_distance` | 0 | value > 2.0 * noise_floor + 0.002 (noise_floor: see `embedding_drift`) |
+| `embedding_pairwise_similarity` | baseline's | value > baseline + max(0.02, z * sqrt(se_g^2 + se_b^2)) (jackknife se) |
+| `pass_rate_<scorer>` | baseline's pass rate | never by default (knob None); knob k: value < baseline - max(k, z * sqrt(p(1 - p)(1/j_g + 1/j_b))) |
 
 `threshold` is always the bound on `value` itself and `delta = value - baseline`. A knob set to
 None disables its alarm (status 'ok', threshold None). `Thresholds.from_mapping` overrides knobs
@@ -26,7 +34,10 @@ by family (`{"js_divergence": 0.05}`) or for one metric (`{"distinct_3": 0.4}`);
 means that family's knob in the table (a relative drop for distinct, the excess over the scaled
 noise floor for JS, the excess over the expectation for tail loss, the minimum D for length_ks),
 never an absolute value of the metric. `js_floor_factor` (1.25) and `length_ks_c_alpha` (1.949)
-are the two other knobs.
+are the two other knobs of the n-gram metrics; `ppl_ks_c_alpha` (1.949), `score_z` (3.09, the
+one-sided normal quantile of alpha = 0.001, the alpha of the KS constant) and
+`embedding_floor_factor` (2.0) those of the score-based ones. `pass_rate_<scorer>` may be set per
+verifier (`pass_rate_gsm8k_answer_v1=0.05`).
 
 Two rules differ from a plain fixed bound, because a fixed bound failed on real data:
 - JS divergence between two finite samples is never 0. `noise_floor`
@@ -76,6 +87,47 @@ as repeat them); nothing is lost, so tail loss stays quiet. On the small test sp
 "H injected" (the same answers plus phrases, so no sampling noise between the two sides) stays
 under the JS floor: the floor assumes independent samples.
 
+Score-based metrics (definitions: the headers of sql/shift/scores/*.sql, and `embedding_drift`'s
+docstring for the embedding figures, computed in numpy). Each family appears only when its score
+table exists (`scores_perplexity_v1`, `scores_embedding_v1`, and every `scores_*` table with a
+BOOLEAN column `correct` for pass rates), so a store that was never scored reports exactly the
+n-gram and length metrics. A table that exists but never scored the measured generation gives 'n/a'
+rows; the token-probability histogram appears only for a generation scored with token probabilities
+(perplexity_v1 with keep_token_probs). A score table can hold several configs (perplexity under two
+reference models): both sides are read under the config of the latest run (largest `run_id`) that
+scored the measured generation (sql/shift/scores/score_config.sql), and a sample scored twice under it
+counts once, with its latest row.
+- Perplexity: KS and the low-band share depend only on the ranks of the pooled perplexities, so
+  when nothing shifted their distribution does not depend on the reference model at all and the
+  size-aware bounds can be checked on any continuous data: on uniform samples of 10 to 5,000 a
+  side the low-band bound without its knob is crossed in 0.03-0.4% of no-shift draws (the KS
+  constant is the asymptotic alpha = 0.001 one). The knobs (0.05) are the smallest effects worth
+  an alarm; no reference LM was at hand to tabulate real perplexities here. A low-band share of 0.30 means 20% more of the
+  generation's documents sit in the baseline's lowest perplexity quartile than chance puts there.
+- Token probabilities: the > 0.99 share is a ratio over tokens clustered in documents, so its
+  standard error (`se` in sql/shift/scores/token_probs.sql) is the cluster-robust one; the 0.05
+  knob is the smallest rise worth an alarm (synthetic text is over-confident: ToEdit).
+- Pass rate is informational by default: against the human reference (generation 0, whose gold
+  answers pass nearly always) every synthetic generation would alarm, and a drop between synthetic
+  generations is what matters; set the knob (and `--baseline` an earlier synthetic generation) to
+  alarm on a drop beyond the two-proportion noise (pooled rate p, judged counts j).
+- Embeddings: the centroid distance is read against its noise floor (like JS), the pairwise
+  similarity against its jackknife standard error, so both are size-aware. Calibrated on
+  all-MiniLM-L6-v2 embeddings (normalised) of GSM8K answers, H / H' = random halves, "injected"
+  as in the n-gram calibration above, "topic" = the 40% of H' closest to one of its documents,
+  "dup" = a tenth of H' repeated 10 times; seed 0, train halves (3,736 answers) / test halves (659):
+
+  | metric | H' vs H | H' injected | H injected | topic | dup |
+  | --- | --- | --- | --- | --- | --- |
+  | centroid_distance (floor 0.00064 / 0.0036) | 0.00067 / 0.0039 | 0.0119 / 0.0160 **A/A** | 0.0121 / 0.0118 **A/A** | 0.0146 / 0.0233 **A/A** | 0.0032 / 0.0184 -/**A** |
+  | pairwise_similarity (H: 0.294 / 0.299) | 0.296 / 0.294 | 0.326 / 0.324 **A/A** | 0.324 / 0.329 **A/A** | 0.342 / 0.332 **A/A** | 0.295 / 0.295 |
+
+  The floor predicts the half-vs-half distance within ~15% on average from 20 to 3,700 documents
+  a side; over 100 half-vs-half splits at each of 10, 20, 50, 200 and 1,000 documents a side
+  neither alarmed, using at most 0.79 (distance) and 0.77 (similarity) of its band. Repeating
+  documents does not move the pairwise similarity (it measures spread, not duplication: leave
+  that to dedup); on the small split it moves the centroid through the smaller effective sample.
+
 Caveats. distinct-n falls and entropy rises with corpus size, so compare generations of similar
 size (the JS floor and the tail-loss expectation are size-aware; the others are not).
 """
@@ -87,7 +139,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curator.errors import UsageError
 from curator.store import catalog
@@ -117,8 +171,17 @@ NGRAM_FAMILIES = (
     "tail_loss",
     "tail_loss_rare",
 )
-FAMILIES = (*NGRAM_FAMILIES, "length_ks")
-_EXTRA_KNOBS = ("length_ks_c_alpha", "js_floor_factor")
+# Families of the metrics over score tables (reported only when the tables exist).
+SCORE_FAMILIES = (
+    "ppl_low_band_share",
+    "ppl_ks",
+    "token_prob_above_0_99",
+    "embedding_centroid_distance",
+    "embedding_pairwise_similarity",
+    "pass_rate",
+)
+FAMILIES = (*NGRAM_FAMILIES, "length_ks", *SCORE_FAMILIES)
+_EXTRA_KNOBS = ("length_ks_c_alpha", "js_floor_factor", "ppl_ks_c_alpha", "score_z", "embedding_floor_factor")
 
 
 @dataclass(frozen=True)
@@ -135,11 +198,21 @@ class Thresholds:
     length_ks: float | None = 0.05  # smallest KS statistic that counts as a real shift
     length_ks_c_alpha: float = 1.949  # KS critical constant c(alpha), alpha = 0.001
     js_floor_factor: float = 1.25  # the JS bound is js_floor_factor * noise_floor + js_divergence
+    ppl_low_band_share: float | None = 0.05  # smallest rise of the low-band share that counts
+    ppl_ks: float | None = 0.05  # smallest perplexity KS statistic that counts as a real shift
+    ppl_ks_c_alpha: float = 1.949  # KS critical constant for ppl_ks, alpha = 0.001
+    token_prob_above_0_99: float | None = 0.05  # smallest rise of the share of tokens with p > 0.99
+    embedding_centroid_distance: float | None = 0.002  # allowed distance above embedding_floor_factor * floor
+    embedding_floor_factor: float = 2.0  # the centroid bound is factor * noise_floor + knob
+    embedding_pairwise_similarity: float | None = 0.02  # smallest rise of the mean pairwise similarity that counts
+    pass_rate: float | None = None  # largest allowed drop of a verifier pass rate; None: informational
+    score_z: float = 3.09  # one-sided normal quantile (alpha = 0.001) of the proportion tests
     per_metric: tuple[tuple[str, float | None], ...] = ()  # e.g. (("distinct_3", 0.4),)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, float | None]) -> Thresholds:
-        """Defaults overridden by family name or by metric name (`js_divergence`, `distinct_3`)."""
+        """Defaults overridden by family name or by metric name (`js_divergence`, `distinct_3`,
+        `pass_rate_gsm8k_answer_v1`)."""
         families: dict[str, Any] = {}
         per_metric: list[tuple[str, float | None]] = []
         for key, value in mapping.items():
@@ -151,10 +224,11 @@ class Thresholds:
                 if key in _EXTRA_KNOBS and value is None:
                     raise UsageError(f"threshold '{key}' must be a number, got None")
                 families[key] = None if value is None else float(value)
-            elif _split_metric(key)[0] in NGRAM_FAMILIES:
+            elif _split_metric(key)[0] in NGRAM_FAMILIES or (key.startswith("pass_rate_") and len(key) > 10):
                 per_metric.append((key, None if value is None else float(value)))
             else:
-                choices = ", ".join((*FAMILIES, *_EXTRA_KNOBS, *(f"{f}_<n>" for f in NGRAM_FAMILIES)))
+                choices = ", ".join((*FAMILIES, *_EXTRA_KNOBS, *(f"{f}_<n>" for f in NGRAM_FAMILIES),
+                                     "pass_rate_<scorer>"))
                 raise UsageError(f"unknown threshold '{key}'; expected one of: {choices}")
         return cls(**families, per_metric=tuple(per_metric))
 
@@ -163,8 +237,7 @@ class Thresholds:
         for name, value in reversed(self.per_metric):
             if name == metric:
                 return value
-        family = _split_metric(metric)[0]
-        return getattr(self, family)
+        return getattr(self, _family(metric))
 
 
 def _split_metric(metric: str) -> tuple[str, int | None]:
@@ -172,6 +245,13 @@ def _split_metric(metric: str) -> tuple[str, int | None]:
     if head and tail.isdigit():
         return head, int(tail)
     return metric, None
+
+
+def _family(metric: str) -> str:
+    if metric in FAMILIES:  # token_prob_above_0_99 ends in digits that are not an n
+        return metric
+    # `pass_rate_<scorer>` ends in the scorer's version (`_v1`), not an n.
+    return "pass_rate" if metric.startswith("pass_rate_") else _split_metric(metric)[0]
 
 
 # --------------------------------------------------------------------------- report
@@ -210,6 +290,8 @@ def _by_n(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 
 
 SHIFT_QUERIES = ("distinct_n", "concentration", "js_divergence", "tail_loss", "length")
+PERPLEXITY_TABLE = "scores_perplexity_v1"
+EMBEDDING_TABLE = "scores_embedding_v1"
 
 
 def shift_report(
@@ -221,10 +303,218 @@ def shift_report(
     tokenizer: str = "word_v1",
     thresholds: Thresholds | None = None,
 ) -> list[MetricRow]:
-    """Every shift metric of `generation` against `baseline`, in a fixed order (see module doc)."""
+    """Every shift metric of `generation` against `baseline`, in a fixed order (see module doc).
+    The score-based metrics are included only when their score tables exist."""
     params = {"generation": generation, "baseline": baseline, "origin": origin, "tokenizer": tokenizer}
-    raw = {q: run_query(con, f"shift/{q}", **params).to_pylist() for q in SHIFT_QUERIES}
+    raw: dict[str, Any] = {q: run_query(con, f"shift/{q}", **params).to_pylist() for q in SHIFT_QUERIES}
+    raw.update(score_inputs(con, generation, baseline, origin=origin))
     return evaluate(raw, thresholds)
+
+
+def _has_tables(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> bool:
+    return not catalog.get(name).missing_score_tables(con, params)
+
+
+def score_config(con: duckdb.DuckDBPyConnection, table: str, generation: int, *, origin: str = "*") -> str | None:
+    """The config_hash under which to compare generations on a score table: that of the latest run
+    that scored the measured generation (sql/shift/scores/score_config.sql); None when none did."""
+    rows = run_query(con, "shift/scores/score_config", table=table, generation=generation, origin=origin).to_pylist()
+    return rows[0]["config_hash"] if rows else None
+
+
+def score_inputs(con: duckdb.DuckDBPyConnection, generation: int, baseline: int = 0, *,
+                 origin: str = "*") -> dict[str, Any]:
+    """The raw inputs of the score-based metrics, keyed as `evaluate` reads them. A key is absent
+    when its score table does not exist (the metrics are then left out of the report); it holds
+    empty rows when the table exists but never scored the measured generation (the metrics are then
+    'n/a'). The token-probability histogram is present only when the generation was scored with
+    token probabilities (perplexity_v1 with keep_token_probs)."""
+    raw: dict[str, Any] = {}
+    base = {"generation": generation, "baseline": baseline, "origin": origin}
+    if _has_tables(con, "shift/scores/perplexity"):
+        config = score_config(con, PERPLEXITY_TABLE, generation, origin=origin)
+        raw["perplexity"] = [] if config is None else run_query(
+            con, "shift/scores/perplexity", **base, config_hash=config).to_pylist()
+    if _has_tables(con, "shift/scores/token_probs"):
+        found = run_query(con, "shift/scores/token_probs_config", generation=generation, origin=origin).to_pylist()
+        if found:
+            raw["token_probs"] = run_query(con, "shift/scores/token_probs", **base,
+                                           config_hash=found[0]["config_hash"]).to_pylist()
+    if _has_tables(con, "shift/scores/embeddings"):
+        config = score_config(con, EMBEDDING_TABLE, generation, origin=origin)
+        raw["embedding"] = {} if config is None else embedding_drift(con, generation, baseline, origin=origin,
+                                                                     config_hash=config)
+    verifiers = run_query(con, "shift/scores/verifiers").to_pylist()
+    if verifiers:
+        raw["pass_rate"] = {}
+        for v in verifiers:
+            if not _has_tables(con, "shift/scores/pass_rate", table=v["table_name"]):
+                continue
+            config = score_config(con, v["table_name"], generation, origin=origin)
+            raw["pass_rate"][v["scorer"]] = [] if config is None else run_query(
+                con, "shift/scores/pass_rate", table=v["table_name"], **base, config_hash=config).to_pylist()
+    return raw
+
+
+# --------------------------------------------------------------------------- embedding drift
+
+# Rows per Arrow batch read from DuckDB: bounds memory (16k x 384 float64 = 50 MB) on a large generation.
+_EMBEDDING_BATCH = 1 << 14
+
+
+# Groups of the jackknife estimate of the pairwise similarity's standard error: 32 gives its
+# variance estimate 31 degrees of freedom (about +-13% on the standard error) at O(32 d) memory.
+_JACKKNIFE_GROUPS = 32
+
+
+@dataclass
+class EmbeddingSums:
+    """Running sums over one side's unit vectors: n, S = sum u, q = sum ||u||^2 (float64), and the
+    same per jackknife group (the i-th vector added goes to group i mod `groups`)."""
+
+    n: int = 0
+    total: np.ndarray | None = None
+    sq: float = 0.0
+    groups: int = _JACKKNIFE_GROUPS
+    group_n: np.ndarray | None = None
+    group_total: np.ndarray | None = None
+    group_sq: np.ndarray | None = None
+
+    def add(self, vectors: np.ndarray) -> None:
+        v = np.asarray(vectors, dtype=np.float64)
+        if v.ndim != 2:
+            raise UsageError(f"embeddings must be a 2-d array (rows x dimension), got shape {v.shape}")
+        if not len(v):  # an empty batch carries no dimension worth checking
+            return
+        d, k = v.shape[1], self.groups
+        if self.total is None:
+            self.total = np.zeros(d)
+            self.group_n = np.zeros(k, np.int64)
+            self.group_total = np.zeros((k, d))
+            self.group_sq = np.zeros(k)
+        elif self.total.shape[0] != d:
+            raise UsageError(f"embeddings of dimension {d} mixed with dimension {self.total.shape[0]}")
+        norms = np.linalg.norm(v, axis=1)
+        # Zero or non-finite vectors have no direction: they cannot be normalised, so they are left out.
+        keep = np.isfinite(norms) & (norms > 0)
+        u = v[keep] / norms[keep, None]
+        sq = np.einsum("ij,ij->i", u, u)
+        m = len(u)
+        # Round-robin groups without a per-row loop: pad so that padded row p is vector n - r + p, whose
+        # group is p mod k, then fold the rows k at a time.
+        r = self.n % k
+        rows = -(-(r + m) // k) * k
+        padded = np.zeros((rows, d))
+        padded[r:r + m] = u
+        padded_sq = np.zeros(rows)
+        padded_sq[r:r + m] = sq
+        ones = np.zeros(rows, np.int64)
+        ones[r:r + m] = 1
+        self.group_total += padded.reshape(-1, k, d).sum(axis=0)
+        self.group_sq += padded_sq.reshape(-1, k).sum(axis=0)
+        self.group_n += ones.reshape(-1, k).sum(axis=0)
+        self.n += m
+        self.total += u.sum(axis=0)
+        self.sq += float(sq.sum())
+
+    def pairwise_similarity(self) -> float | None:
+        """Mean cosine similarity over the n(n-1) ordered pairs i != j, exactly, in O(n d)."""
+        if self.n < 2 or self.total is None:
+            return None
+        return (float(self.total @ self.total) - self.sq) / (self.n * (self.n - 1))
+
+    def pairwise_similarity_se(self) -> float | None:
+        """Delete-a-group jackknife standard error of `pairwise_similarity`:
+        sqrt((G - 1) / G * sum_k (s_(-k) - mean_k s_(-k))^2) over the G non-empty groups, s_(-k) = the
+        pairwise similarity of all vectors but group k's (from S - S_k, q - q_k, n - n_k). None when
+        n < 3. With n < groups every group holds at most one vector: the delete-one jackknife."""
+        if self.n < 3 or self.group_n is None:
+            return None
+        used = self.group_n > 0
+        n = self.n - self.group_n[used]
+        rest = self.total - self.group_total[used]
+        s = (np.einsum("ij,ij->i", rest, rest) - (self.sq - self.group_sq[used])) / (n * (n - 1.0))
+        g = len(s)
+        return float(math.sqrt((g - 1) / g * float(((s - s.mean()) ** 2).sum())))
+
+
+def drift_from_sums(g: EmbeddingSums, b: EmbeddingSums) -> dict[str, Any]:
+    """The embedding-drift figures from the two sides' sums (see `embedding_drift`)."""
+    out: dict[str, Any] = {"size": g.n, "baseline_size": b.n, "centroid_distance": None, "noise_floor": None,
+                           "pairwise_similarity": g.pairwise_similarity(),
+                           "baseline_pairwise_similarity": b.pairwise_similarity(),
+                           "pairwise_similarity_se": g.pairwise_similarity_se(),
+                           "baseline_pairwise_similarity_se": b.pairwise_similarity_se()}
+    if g.n and b.n and g.total is not None and b.total is not None:
+        if g.total.shape != b.total.shape:
+            raise UsageError(f"embeddings of the generation (dimension {g.total.shape[0]}) and the baseline "
+                             f"(dimension {b.total.shape[0]}) differ")
+        norm = float(np.linalg.norm(g.total) * np.linalg.norm(b.total))
+        if norm > 0:
+            # Clamped: rounding can take the cosine of (nearly) parallel sums a hair past 1.
+            out["centroid_distance"] = min(2.0, max(0.0, 1.0 - float(g.total @ b.total) / norm))
+    s_b = out["baseline_pairwise_similarity"]
+    if g.n and b.n and s_b is not None and s_b > 0:
+        out["noise_floor"] = (1.0 - s_b) * (1.0 / g.n + 1.0 / b.n) / (2.0 * s_b)
+    return out
+
+
+def _embedding_matrix(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if len(col) == 0:
+        return np.zeros((0, col.type.list_size if pa.types.is_fixed_size_list(col.type) else 0))
+    if pa.types.is_fixed_size_list(col.type):
+        d = col.type.list_size
+    else:
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+        d = int(lengths[0])
+        if (lengths != d).any():
+            raise UsageError(f"embeddings of different lengths in one column: {sorted(set(lengths.tolist()))[:5]}")
+    # Null components become NaN, which leaves that vector out (EmbeddingSums.add).
+    values = col.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+    return values.reshape(len(col), d)
+
+
+def embedding_drift(con: duckdb.DuckDBPyConnection, generation: int, baseline: int = 0, *, origin: str = "*",
+                    config_hash: str) -> dict[str, Any]:
+    """Embedding drift of a generation against the baseline, in one streaming pass, O(n d).
+
+    Vectors: the sentence embeddings of each side's samples under one embedding config
+    (sql/shift/scores/embeddings.sql: latest row per sample, NULL embeddings left out). Each vector v is
+    normalised, u = v / ||v|| (vectors of norm 0 or with a non-finite component are left out), so
+    the figures do not rely on the scorer having normalised them. Per side, with n vectors and
+    S = sum_i u_i:
+
+    - ``pairwise_similarity`` = mean over the n(n-1) ordered pairs i != j of the cosine
+      similarity u_i . u_j, computed exactly as (||S||^2 - sum_i ||u_i||^2) / (n(n-1)) (because
+      ||S||^2 = sum_i sum_j u_i . u_j); None when n < 2. A diversity measure: it rises as a
+      generation's texts crowd together. ``baseline_pairwise_similarity`` likewise.
+    - ``centroid_distance`` = the cosine distance 1 - cos(S_g, S_b) between the two sides' mean
+      unit vectors (the mean is S / n; the cosine ignores the scale), in [0, 2]; None when a
+      side is empty.
+    - ``noise_floor`` = (1 - s_b)(1/n_g + 1/n_b) / (2 s_b), s_b = baseline_pairwise_similarity:
+      the centroid distance that two independent samples of these sizes from the baseline's
+      source show by chance. The mean of n unit vectors is mu + e with E||e||^2 = tr(Cov u) / n
+      = (1 - ||mu||^2) / n, and 1 - cos(mu + e_g, mu + e_b) ~ ||e_g - e_b||^2 (its part
+      orthogonal to mu) / (2 ||mu||^2); s_b estimates ||mu||^2 without bias. It errs high (it
+      counts the spread along mu too). None when s_b <= 0 or undefined.
+    - ``size`` / ``baseline_size`` = n of each side.
+    """
+    query = catalog.get("shift/scores/embeddings")
+    params = query.bind({"generation": generation, "baseline": baseline, "origin": origin,
+                         "config_hash": config_hash})
+    g, b = EmbeddingSums(), EmbeddingSums()
+    reader = con.sql(query.sql, params=params).to_arrow_reader(_EMBEDDING_BATCH)
+    for batch in reader:
+        gens = batch.column("generation").to_numpy(zero_copy_only=False)
+        vectors = _embedding_matrix(batch.column("embedding"))
+        # When generation == baseline a row belongs to both sides.
+        if (gens == generation).any():
+            g.add(vectors[gens == generation])
+        if (gens == baseline).any():
+            b.add(vectors[gens == baseline])
+    return drift_from_sums(g, b)
 
 
 def evaluate(raw: Mapping[str, list[dict[str, Any]]], thresholds: Thresholds | None = None) -> list[MetricRow]:
@@ -278,7 +568,95 @@ def evaluate(raw: Mapping[str, list[dict[str, Any]]], thresholds: Thresholds | N
         threshold = max(knob, th.length_ks_c_alpha * math.sqrt((size_g + size_b) / (size_g * size_b)))
     rows.append(_row("length_ks", 0.0, length.get("ks"), threshold, alarm_above=True))
     rows.append(_row("length_p50", length.get("baseline_p50"), length.get("p50"), None, alarm_above=True))
+    if "perplexity" in raw:
+        rows.extend(_perplexity_rows(raw["perplexity"], th))
+    if "token_probs" in raw:
+        rows.extend(_token_prob_rows(raw["token_probs"], th))
+    if "embedding" in raw:
+        rows.extend(_embedding_rows(raw["embedding"], th))
+    for scorer, pass_rows in sorted(raw.get("pass_rate", {}).items()):
+        rows.append(_pass_rate_row(scorer, pass_rows, th))
     return rows
+
+
+def _first(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return rows[0] if rows else {}
+
+
+def _perplexity_rows(raw: list[dict[str, Any]], th: Thresholds) -> list[MetricRow]:
+    p = _first(raw)
+    rows = [_row(f"ppl_p{q}", p.get(f"baseline_p{q}"), p.get(f"p{q}"), None, alarm_above=True)
+            for q in (10, 25, 50, 75, 90)]
+    n_g, n_b = p.get("size") or 0, p.get("baseline_size") or 0
+    base, knob = p.get("baseline_low_band_share"), th.knob("ppl_low_band_share")
+    threshold = None
+    if knob is not None and base is not None and n_g and n_b:
+        # Under no shift the share is a proportion with variance ~ q(1-q)(1/n_g + 1/n_b) (the
+        # second term: the baseline's p25 is itself estimated), so small sides get a wider band.
+        noise = th.score_z * math.sqrt(base * (1 - base) * (1 / n_g + 1 / n_b))
+        threshold = base + max(knob, noise)
+    rows.append(_row("ppl_low_band_share", base, p.get("low_band_share"), threshold, alarm_above=True))
+    knob = th.knob("ppl_ks")
+    threshold = None
+    if knob is not None and n_g and n_b:
+        threshold = max(knob, th.ppl_ks_c_alpha * math.sqrt((n_g + n_b) / (n_g * n_b)))
+    rows.append(_row("ppl_ks", 0.0, p.get("ks"), threshold, alarm_above=True))
+    return rows
+
+
+def _token_prob_rows(raw: list[dict[str, Any]], th: Thresholds) -> list[MetricRow]:
+    by = {r["measure"]: r for r in raw}
+    rows = []
+    for i in range(10):
+        r = by.get(f"bin_{i}", {})
+        rows.append(_row(f"token_prob_bin_{i}", r.get("baseline_share"), r.get("share"), None, alarm_above=True))
+    r = by.get("above_0_99", {})
+    base, knob = r.get("baseline_share"), th.knob("token_prob_above_0_99")
+    se_g, se_b = r.get("se"), r.get("baseline_se")
+    threshold = None
+    if knob is not None and base is not None and se_g is not None and se_b is not None:
+        threshold = base + max(knob, th.score_z * math.sqrt(se_g**2 + se_b**2))
+    rows.append(_row("token_prob_above_0_99", base, r.get("share"), threshold, alarm_above=True))
+    return rows
+
+
+def _embedding_rows(e: Mapping[str, Any], th: Thresholds) -> list[MetricRow]:
+    value, floor = e.get("centroid_distance"), e.get("noise_floor")
+    knob = th.knob("embedding_centroid_distance")
+    if value is not None and knob is not None and floor is None:
+        # No noise floor (a baseline of fewer than 2 vectors): the distance cannot be judged.
+        rows = [MetricRow("embedding_centroid_distance", 0.0, value, value, None, "n/a")]
+    else:
+        threshold = None if knob is None or floor is None else th.embedding_floor_factor * floor + knob
+        rows = [_row("embedding_centroid_distance", 0.0, value, threshold, alarm_above=True)]
+    base, value = e.get("baseline_pairwise_similarity"), e.get("pairwise_similarity")
+    knob = th.knob("embedding_pairwise_similarity")
+    se_g, se_b = e.get("pairwise_similarity_se"), e.get("baseline_pairwise_similarity_se")
+    if value is not None and base is not None and knob is not None and (se_g is None or se_b is None):
+        # Fewer than 3 vectors on a side: no standard error, so no fair bound.
+        rows.append(MetricRow("embedding_pairwise_similarity", base, value, value - base, None, "n/a"))
+    else:
+        threshold = None
+        if knob is not None and base is not None and se_g is not None and se_b is not None:
+            threshold = base + max(knob, th.score_z * math.sqrt(se_g**2 + se_b**2))
+        rows.append(_row("embedding_pairwise_similarity", base, value, threshold, alarm_above=True))
+    return rows
+
+
+def _pass_rate_row(scorer: str, raw: list[dict[str, Any]], th: Thresholds) -> MetricRow:
+    metric = f"pass_rate_{scorer}"
+    r = _first(raw)
+    value, base, knob = r.get("pass_rate"), r.get("baseline_pass_rate"), th.knob(metric)
+    if knob is None:
+        # Informational: shown even when the baseline was never verified.
+        return _row(metric, base, value, None, alarm_above=False, needs_baseline=False)
+    threshold = None
+    if value is not None and base is not None:
+        j_g, j_b = r["judged"], r["baseline_judged"]
+        pooled = (r["passed"] + r["baseline_passed"]) / (j_g + j_b)
+        # A two-proportion test under no change (pooled rate), so a small audit does not alarm on noise.
+        threshold = base - max(knob, th.score_z * math.sqrt(pooled * (1 - pooled) * (1 / j_g + 1 / j_b)))
+    return _row(metric, base, value, threshold, alarm_above=False)
 
 
 def has_alarm(rows: list[MetricRow]) -> bool:
