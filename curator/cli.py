@@ -324,7 +324,9 @@ def sql(ctx: click.Context, query: str | None, named: str | None, params: tuple[
         as_of: str | None, fmt: str | None, output: str | None, list_queries: bool) -> None:
     """Run read-only SQL (DuckDB) over the store's tables.
 
-    Tables: samples, ngram_totals, ngram_buckets, ngram_top, ngram_sample, rejects, runs.
+    Tables: samples, ngram_totals, ngram_buckets, ngram_top, ngram_sample, rejects, runs, one
+    scores_<scorer> per scorer used, and the long view scores(sample_id, scorer, config_hash, run_id,
+    metric, value).
     Parameters are bound, never formatted: `curator sql "SELECT * FROM samples WHERE generation = $g" -p g 1`.
     """
     from .store import catalog
@@ -348,6 +350,11 @@ def sql(ctx: click.Context, query: str | None, named: str | None, params: tuple[
         text, bound = query, given
     store = _open(ctx)
     con = connect(store, as_of)
+    if named:
+        missing = nq.missing_score_tables(con, bound)
+        if missing:
+            raise UsageError(f"query '{named}' needs score tables or columns the store lacks: {', '.join(missing)}; "
+                             f"run `curator score` with those scorers first")
     try:
         result = run_sql(con, text, bound)
     except Exception as exc:  # duckdb raises many types; all mean "your query failed"

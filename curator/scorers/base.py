@@ -69,6 +69,9 @@ class Scorer:
     # Samples per `score` call unless the user says otherwise: small for models (memory), large for
     # vectorised text scorers (each Arrow kernel call has a fixed cost).
     batch_size: ClassVar[int] = 256
+    # Options that change how a scorer runs, never what it computes: left out of the config hash, so
+    # scoring again with more workers or another batch size finds the earlier rows.
+    execution_options: ClassVar[frozenset[str]] = frozenset({"batch_size", "threads", "workers"})
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         if config is not None and options:
@@ -99,8 +102,10 @@ class Scorer:
 
     @property
     def config_hash(self) -> str:
-        """sha256 of the versioned name and the canonical JSON of the config, first 16 hex digits."""
-        blob = json.dumps({"scorer": self.name, "config": self.config_dict()}, sort_keys=True, default=str)
+        """sha256 of the versioned name and the canonical JSON of the config (less the execution options),
+        first 16 hex digits."""
+        config = {k: v for k, v in self.config_dict().items() if k not in self.execution_options}
+        blob = json.dumps({"scorer": self.name, "config": config}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def check_output(self, batch: pa.Table, out: pa.Table) -> pa.Table:

@@ -98,12 +98,6 @@ class CodeTests(Scorer):
     Config = CodeTestsConfig
     pass_column = "correct"
 
-    def config_dict(self) -> dict[str, Any]:
-        # how many samples run at once changes nothing in the results: it must not change the config hash
-        d = super().config_dict()
-        d.pop("workers", None)
-        return d
-
     def setup(self) -> None:
         if self.config.isolation == "namespaces":
             got = sandbox.probe("auto")
