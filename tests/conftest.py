@@ -11,6 +11,9 @@ import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("POLARS_MAX_THREADS", "1")
+# torch takes its thread count from here when it is first imported (only the model tests import it):
+# one thread, since a busy second core made multi-threaded torch steps several times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

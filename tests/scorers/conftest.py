@@ -17,19 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tiny_models  # noqa: E402
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread():
-    try:  # the other scorer tests of this folder need no torch: never skip them for want of it
-        import torch
-    except ImportError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory) -> Path:
     """A 2-layer, width-64, 128-position GPT-2 with a 512-token byte-level BPE, trained on TRAIN_TEXT."""
