@@ -214,13 +214,15 @@ def stats(ctx: click.Context, generation: str | None, tokenizer: str, buckets: i
               help="TOML file: scorers = [...] and a [<scorer>] table of options each.")
 @click.option("--rescore", is_flag=True, help="Score again samples that already have scores of this scorer and config.")
 @click.option("--batch-size", type=int, default=None, help="Samples per scorer call (default: each scorer's own).")
-@click.option("--executor", "executor_name", default="local", show_default=True, help="Where scorers run.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "processes"]), default="local", show_default=True,
+              help="Where scorers run: local (this process) or processes (worker processes, one chunk of a fragment each).")
+@click.option("--workers", default=0, show_default=True, help="Worker processes for --executor processes (0: one per core).")
 @click.option("--list", "list_only", is_flag=True, help="List the available scorers and exit.")
 @click.option("--tag", "tags", multiple=True, help="Tag the resulting store version (repeatable).")
 @click.pass_context
 def score(ctx: click.Context, generation: str | None, scorers: tuple[str, ...], options: tuple[str, ...],
           model: str | None, device: str | None, config_path: str | None, rescore: bool, batch_size: int | None,
-          executor_name: str, list_only: bool, tags: tuple[str, ...]) -> None:
+          executor_name: str, workers: int, list_only: bool, tags: tuple[str, ...]) -> None:
     """Attach versioned scores to samples, each scorer into its own table `scores_<scorer>`.
 
     Incremental: samples already scored by the same scorer and config are skipped (--rescore forces).
@@ -240,7 +242,7 @@ def score(ctx: click.Context, generation: str | None, scorers: tuple[str, ...], 
     store = _open(ctx)
     with reporter(ctx.obj["quiet"]) as progress:
         summaries = run_score(store, built, generations=_generations(generation), rescore=rescore,
-                              batch_size=batch_size, executor=executor(executor_name), progress=progress,
+                              batch_size=batch_size, executor=executor(executor_name, workers), progress=progress,
                               tags=tags)
     import pyarrow as pa
 

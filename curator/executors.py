@@ -12,6 +12,7 @@ batches. Nothing in a scorer changes between executors.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -121,10 +122,117 @@ class LocalExecutor:
             yield run_batch(scorer, batch)
 
 
-EXECUTORS = {"local": LocalExecutor}
+@dataclass(frozen=True)
+class Chunk:
+    """Rows `offset .. offset + limit` of what the task's filter selects in one fragment, in scan order."""
+
+    fragment_id: int
+    offset: int
+    limit: int
+    # The chunk's sorted row ids still to do (None: all of them).
+    row_ids: np.ndarray | None
 
 
-def executor(name: str = "local") -> Executor:
+def plan_chunks(task: ScanTask, rows_per_chunk: int) -> list[Chunk]:
+    """Split a task into fragment-local chunks. Reads only row ids; chunks that have nothing left to do are
+    dropped, so an incremental run ships no work for rows already scored."""
+    ds = lance.dataset(task.uri, version=task.version)
+    chunks = []
+    for frag in ds.get_fragments():
+        ids = frag.to_table(columns=[], filter=task.filter, with_row_id=True).column(ROW_ID).to_numpy()
+        for offset in range(0, len(ids), rows_per_chunk):
+            span = ids[offset:offset + rows_per_chunk]
+            todo = None
+            if task.row_ids is not None:
+                lo = np.searchsorted(task.row_ids, span[0], side="left")
+                hi = np.searchsorted(task.row_ids, span[-1], side="right")
+                todo = task.row_ids[lo:hi]
+                if len(todo) == 0:
+                    continue
+            chunks.append(Chunk(frag.fragment_id, offset, len(span), todo))
+    return chunks
+
+
+# One scorer per worker process, set up on its first chunk (a failing setup then names the chunk's error
+# instead of breaking the pool in an initializer).
+_WORKER: dict[str, Scorer] = {}
+
+
+def _worker_init(blob: bytes) -> None:
+    import pickle
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER["scorer"] = pickle.loads(blob)
+
+
+def _worker_chunk(task: ScanTask, chunk: Chunk) -> pa.Table | None:
+    scorer = _WORKER["scorer"]
+    if not _WORKER.get("ready"):
+        scorer.setup()
+        _WORKER["ready"] = scorer  # type: ignore[assignment]
+    frag = lance.dataset(task.uri, version=task.version).get_fragment(chunk.fragment_id)
+    scan = frag.to_batches(columns=list(task.columns), filter=task.filter, offset=chunk.offset, limit=chunk.limit,
+                           with_row_id=True, batch_size=max(task.batch_size, 1024))
+    outs = [run_batch(scorer, batch) for batch in _rebatch(_wanted(scan, chunk.row_ids), task.batch_size)]
+    return pa.concat_tables(outs) if outs else None
+
+
+class ProcessExecutor:
+    """Runs a scorer in worker processes, one chunk of a fragment at a time.
+
+    The scorer is pickled once per worker (after `fit`, before `setup`), exactly what a cluster executor
+    does; the driver keeps at most two chunks per worker in flight, so memory stays bounded. Workers are
+    spawned, not forked: a forked copy of a process that already started torch or Lance threads can hang.
+    """
+
+    name = "processes"
+
+    def __init__(self, workers: int = 0, rows_per_chunk: int | None = None) -> None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.workers = workers or cores
+        self.rows_per_chunk = rows_per_chunk
+
+    def run(self, scorer: Scorer, task: ScanTask) -> Iterator[pa.Table]:
+        import multiprocessing
+        import pickle
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        chunks = plan_chunks(task, self.rows_per_chunk or max(task.batch_size * 8, 4096))
+        if not chunks:
+            return
+        blob = pickle.dumps(scorer)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init, initargs=(blob,)) as pool:
+            pending = set()
+            todo = iter(chunks)
+            for chunk in todo:
+                pending.add(pool.submit(_worker_chunk, task, chunk))
+                if len(pending) >= 2 * self.workers:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    yield from _results(done, pool)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from _results(done, pool)
+
+
+def _results(done, pool) -> Iterator[pa.Table]:
+    for fut in done:
+        try:
+            out = fut.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+        if out is not None:
+            yield out
+
+
+EXECUTORS = {"local": LocalExecutor, "processes": ProcessExecutor}
+
+
+def executor(name: str = "local", workers: int = 0) -> Executor:
+    """An executor by name: `local` (this process) or `processes` (`workers` processes; 0 = one per core)."""
     if name not in EXECUTORS:
         raise UsageError(f"unknown executor '{name}'; available: {', '.join(sorted(EXECUTORS))}")
-    return EXECUTORS[name]()
+    if workers < 0:
+        raise UsageError(f"--workers must be 0 (one per core) or more, got {workers}")
+    return ProcessExecutor(workers) if name == "processes" else LocalExecutor()

@@ -11,7 +11,9 @@ import pyarrow as pa
 import pytest
 
 from curator.errors import SchemaVersionError, StoreError, UsageError
-from curator.executors import ScoringError
+import numpy as np
+
+from curator.executors import ProcessExecutor, ScanTask, ScoringError, plan_chunks
 from curator.ingest.pipeline import ingest
 from curator.ingest.readers import FieldMap
 from curator.scorers import create, scorer_class
@@ -189,3 +191,36 @@ def test_crash_during_scoring_leaves_previous_version(tmp_path):
     # The next writer clears the debris and scores everything.
     [summary] = score(Store(store.root), [Length()])
     assert summary.scored == 65
+
+
+def _table(store: Store, table: str):
+    return run_sql(connect(store), f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY sample_id, config_hash").to_pylist()
+
+
+def test_process_executor_gives_the_local_results(tmp_path):
+    """The scale-out hook: the same scorers, pickled to worker processes (after fit), over fragment chunks."""
+    local = _store(tmp_path / "a", n0=300, n1=120)
+    spread = _store(tmp_path / "b", n0=300, n1=120)
+    score(local, [Length(), ReferenceShare()], generations=[1])
+    score(local, [Length(), ReferenceShare()])
+    pool = ProcessExecutor(workers=2, rows_per_chunk=50)
+    score(spread, [Length(), ReferenceShare()], generations=[1], executor=pool, batch_size=16)
+    [inc, _] = score(spread, [Length(), ReferenceShare()], executor=pool, batch_size=16)  # incremental chunks
+    assert (inc.scored, inc.skipped) == (300, 120)
+    for table in ("scores_length_v1", "scores_reference_share_v1"):
+        assert _table(local, table) == _table(spread, table)
+    store = _store(tmp_path / "c", extra1=["BOOM in a worker"])
+    with pytest.raises(ScoringError, match="boom_v1 failed on a batch"):
+        score(store, [Boom()], executor=ProcessExecutor(workers=2, rows_per_chunk=8), batch_size=4)
+    assert "scores_boom_v1" not in store.table_versions()
+
+
+def test_plan_chunks_cover_each_row_once(tmp_path):
+    store = _store(tmp_path, n0=100, n1=37)
+    ds = store.dataset("samples")
+    ids = ds.to_table(columns=[], filter="generation IN (1)", with_row_id=True).column("_rowid").to_numpy()
+    todo = np.sort(ids[::3])
+    task = ScanTask(uri=ds.uri, version=ds.version, columns=("sample_id",), filter="generation IN (1)", row_ids=todo)
+    chunks = plan_chunks(task, rows_per_chunk=5)
+    assert sum(c.limit for c in chunks) <= len(ids)
+    assert np.array_equal(np.sort(np.concatenate([c.row_ids for c in chunks])), todo)
