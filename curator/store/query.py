@@ -12,7 +12,7 @@ import duckdb
 import lance
 import pyarrow as pa
 
-from .schema import SCORES_PREFIX, TABLES, table_schema
+from .schema import SCORES_PREFIX, TABLES, arrow_schema, table_schema
 from .store import Store
 
 KEY_COLUMNS = tuple(table_schema("scores").arrow.names)
@@ -28,6 +28,8 @@ def connect(store: Store, as_of: int | str | None = None, *, threads: int | None
         if table == "runs":
             runs = store.runs(as_of)
             con.register("__curator_runs", runs)
+        elif table not in versions:  # not created yet in this store (made before the table existed)
+            con.register(f"__curator_{table}", arrow_schema(table).empty_table())
         else:
             con.register(f"__curator_{table}", lance.dataset(store._uri(table), version=versions[table]))
         con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "__curator_{table}"')

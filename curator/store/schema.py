@@ -24,6 +24,11 @@ CURRENT = {
     "ngram_top": 1,
     "ngram_sample": 1,
     "rejects": 1,
+    "selections": 1,
+    "edits": 1,
+    "edit_samples": 1,
+    "exports": 1,
+    "minhash": 1,
     "runs": 1,
 }
 TABLES = tuple(CURRENT)

@@ -105,8 +105,11 @@ class Store:
             lance.write_dataset(row, self._uri("runs"), mode="overwrite", data_storage_version=FILE_FORMAT)
 
     def _check_schemas(self) -> None:
+        committed = self.table_versions()
         for table in TABLES:
             uri = self._uri(table)
+            if table != "runs" and table not in committed:
+                continue  # a table this curator added after the store was made: the next write creates it
             if not Path(uri).exists():
                 raise StoreError(f"store {self.root} is missing table '{table}' ({uri})")
             check_schema(table, lance.dataset(uri).schema, str(self.root))
@@ -190,6 +193,8 @@ class Store:
             raise UsageError("open runs through Store.runs(as_of=...)")
         versions = self.table_versions(as_of)
         if table not in versions:
+            if table in DATA_TABLES:
+                raise UsageError(f"table '{table}' does not exist at this store version (nothing wrote it yet)")
             raise UsageError(f"unknown table '{table}'; tables: {', '.join(sorted(versions))}")
         return lance.dataset(self._uri(table), version=versions[table])
 
@@ -197,6 +202,9 @@ class Store:
              as_of: int | str | None = None) -> pa.Table:
         if table == "runs":
             return self.runs(as_of)
+        if table in DATA_TABLES and table not in self.table_versions(as_of):
+            empty = _empty(table)
+            return empty.select(columns) if columns else empty
         return self.dataset(table, as_of).to_table(columns=columns, filter=filter)
 
     # ---- writing ---------------------------------------------------------------------------------
@@ -216,6 +224,13 @@ class Store:
                     # A score table created by a writer that crashed before its run committed.
                     shutil.rmtree(path, ignore_errors=True)
             tx = Transaction(self, command, args, committed)
+            for table in DATA_TABLES:
+                if table not in committed:
+                    # Migration: a table added by a newer curator than the one that made the store.
+                    lance.write_dataset(_empty(table), self._uri(table), mode="overwrite",
+                                        data_storage_version=FILE_FORMAT)
+                    tx.created.add(table)
+                    tx.written.add(table)
             try:
                 yield tx
             except BaseException:

@@ -161,3 +161,35 @@ def test_runs_record_lineage(tmp_path: Path, store_dir: Path) -> None:
     assert args["generation"] == 0 and args["origin"] == "human"
     out = run_cli("--store", str(store_dir), "log", "--format", "json")
     assert json.loads(out.stdout)[-1]["parents"] == ids[2]
+
+
+def test_store_from_before_a_table_existed_gains_it_on_next_write(tmp_path):
+    """A store made by a curator that did not know `selections` yet: readable as is (the table reads empty),
+    and the next write creates it, with the store's data untouched."""
+    import json
+    import shutil
+
+    import lance
+
+    from curator.store.query import connect, run_sql
+
+    root = tmp_path / "old"
+    Store(root, create=True)
+    runs = lance.dataset(str(root / "runs.lance"))
+    row = runs.to_table().to_pylist()[0]
+    tables = json.loads(row["tables"])
+    del tables["selections"]
+    row["tables"] = json.dumps(tables, sort_keys=True)
+    row["written"] = [t for t in row["written"] if t != "selections"]
+    lance.write_dataset(pa.Table.from_pylist([row], schema=runs.schema), str(root / "runs.lance"), mode="overwrite")
+    shutil.rmtree(root / "selections.lance")
+
+    old = Store(root)
+    assert "selections" not in old.table_versions()
+    assert old.read("selections").num_rows == 0
+    assert run_sql(connect(old), "SELECT count(*) AS n FROM selections").to_pylist() == [{"n": 0}]
+    with old.transaction("touch", {}) as tx:
+        tx.append("rejects", pa.table({"ingest_run": ["r"], "file": ["f"], "line": [1], "reason": ["x"],
+                                       "snippet": ["s"]}))
+    assert "selections" in Store(root).table_versions()
+    assert Store(root).dataset("selections").count_rows() == 0
