@@ -32,8 +32,6 @@ Scores never go into `samples`: each scorer's rows go to its own table `scores_<
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
 import typing
 from dataclasses import dataclass
@@ -41,7 +39,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from ..errors import UsageError
+from ..config import config_hash, make_config
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]*_v[0-9]+")
 # Columns every score table carries before the scorer's own.
@@ -76,7 +74,7 @@ class Scorer:
     def __init__(self, config: Any = None, **options: Any) -> None:
         if config is not None and options:
             raise TypeError("give either a config object or keyword options, not both")
-        self.config = config if config is not None else make_config(self.Config, options, scorer=self.name)
+        self.config = config if config is not None else make_config(self.Config, options, plugin=self.name, kind="scorer")
 
     # ---- the contract ----------------------------------------------------------------------------
     def output_schema(self) -> pa.Schema:
@@ -105,8 +103,7 @@ class Scorer:
         """sha256 of the versioned name and the canonical JSON of the config (less the execution options),
         first 16 hex digits."""
         config = {k: v for k, v in self.config_dict().items() if k not in self.execution_options}
-        blob = json.dumps({"scorer": self.name, "config": config}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return config_hash({"scorer": self.name, "config": config})
 
     def check_output(self, batch: pa.Table, out: pa.Table) -> pa.Table:
         """The scorer's output cast to its schema; a wrong length or a missing column is an error."""
@@ -130,69 +127,3 @@ class ScoreContext(typing.Protocol):
 
     @property
     def target_generations(self) -> list[int] | None: ...
-
-
-def make_config(config_cls: type, options: dict[str, Any], *, scorer: str = "") -> Any:
-    """Build a config dataclass from options, parsing strings (from `-o key=value`) by the field types."""
-    fields = {f.name: f for f in dataclasses.fields(config_cls)} if dataclasses.is_dataclass(config_cls) else {}
-    unknown = sorted(set(options) - set(fields))
-    if unknown:
-        valid = ", ".join(sorted(fields)) or "none"
-        raise UsageError(f"unknown option(s) {unknown} for scorer {scorer or config_cls.__name__}; options: {valid}")
-    hints = typing.get_type_hints(config_cls)
-    values = {}
-    for key, value in options.items():
-        try:
-            values[key] = _parse(value, hints[key])
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"option {key}={value!r} for scorer {scorer}: expected {_type_name(hints[key])}") from exc
-    try:
-        return config_cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"bad options for scorer {scorer}: {exc}") from exc
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _parse(value: Any, tp: Any) -> Any:
-    """Coerce a string to a config field type; non-strings (from TOML or Python) pass through checked."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
-            if type(None) in args:
-                return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _parse(value, arg)
-            except (TypeError, ValueError) as exc:
-                errors.append(exc)
-        raise ValueError(errors)
-    if origin in (tuple, list):
-        items = value.split(",") if isinstance(value, str) else list(value)
-        inner = args[0] if args else str
-        return tuple(_parse(v.strip() if isinstance(v, str) else v, inner) for v in items if v != "")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(value)
-    if tp is int:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        return int(value)
-    if tp is float:
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise TypeError(value)
-        return value
-    return value
