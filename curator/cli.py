@@ -458,6 +458,18 @@ def demo(ctx: click.Context, out: str, corpus: str | None, seed: int) -> None:
              echo=click.echo)
 
 
+# Commands that live in their own modules (one per area), added to the group here.
+def _register_commands() -> None:
+    from . import cli_edit, cli_export, cli_select
+
+    cli_select.register(cli)
+    cli_edit.register(cli)
+    cli_export.register(cli)
+
+
+_register_commands()
+
+
 def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cli(obj={})
