@@ -1,15 +1,27 @@
 """Scorer throughput: `text_stats_v1` and `repetition_v1` (both variants) against datatrove's Gopher repetition
-filter, on ONE core, over the same documents.
+filter, on ONE core, over the same documents, on two corpora.
 
-    .venv/bin/python benchmarks/bench_repetition.py               # 25 MB corpus, best of 3 (a few minutes)
-    .venv/bin/python benchmarks/bench_repetition.py --quick       # 5 MB, best of 1
-    .venv/bin/python benchmarks/bench_repetition.py --mb 50 --repeat 3
+    .venv/bin/python benchmarks/bench_repetition.py               # 25 MB natural + 10 MB looping, best of 3
+    .venv/bin/python benchmarks/bench_repetition.py --quick       # 5 MB + 2 MB, best of 1
+    .venv/bin/python benchmarks/bench_repetition.py --mb 50 --looping-mb 20 --repeat 3
+    .venv/bin/python benchmarks/bench_repetition.py --corpora looping
 
-Corpus: the first `--mb` MB (default 25) of `benchmarks/corpus.py`'s ingest corpus (GSM8K problems,
-Shakespeare speeches and WikiText-2 articles from ../shared/data, replicated with small seeded word
-perturbations; see its docstring). Every contender scores the same documents. MB = 10^6 bytes of UTF-8
-*text* (the `text` fields, not the JSONL around them); tokens = whitespace words (`str.split()`), the words
-both implementations count.
+Corpora (`--corpora`, default both):
+
+- natural: the first `--mb` MB (default 25) of `benchmarks/corpus.py`'s ingest corpus (GSM8K problems,
+  Shakespeare speeches and WikiText-2 articles from ../shared/data, replicated with small seeded word
+  perturbations; see its docstring).
+- looping: `--looping-mb` MB (default 10) of generations stuck in a loop, built here (`looping_corpus`, cached
+  in benchmarks/.data): each document is one to four consecutive sentences of a base document, repeated until
+  the document has its length (200 to 20,000 words, log-uniform); each copy of a sentence is varied with a
+  probability drawn per document from {0, 0.1, 0.3, 0.7} (a word replaced by a corpus word, dropped, or
+  inserted, or replaced by the copy's number, as in "Step 7"); copies are joined by a space, a newline or a
+  blank line (per document). Half of the documents start with 20 words to half their length of natural text
+  (random sentences of the base documents), as a generation that collapses into a loop midway does. Here nearly
+  every n-gram repeats, and the first copies of many keys fall inside datatrove's jumps.
+
+Every contender scores the same documents. MB = 10^6 bytes of UTF-8 *text* (the `text` fields, not the JSONL
+around them); tokens = whitespace words (`str.split()`), the words both implementations count.
 
 Contenders, each in a fresh subprocess pinned to one core (`taskset -c`, and `os.sched_setaffinity`), with
 POLARS_MAX_THREADS, OMP_NUM_THREADS, RAYON_NUM_THREADS = 1, OMP_WAIT_POLICY=PASSIVE and
@@ -22,11 +34,11 @@ clock starts, as a pipeline hands a scorer batches already in memory); the faste
   `word_tokenize` is `str.split`), its `filter(doc)` called in a loop over `Document` objects built before
   the clock starts: once with thresholds no document reaches (every fraction computed for every document:
   the same work as curator's), once with its stock thresholds (a document stops at the first check it fails,
-  as in a user's pipeline).
+  as in a user's pipeline; on the looping corpus most documents stop at the first, line-level checks).
 
 Equality: after timing, curator's datatrove variant is compared value by value with the fractions of
 datatrove's own functions (the statements of `filter()`, each comparison replaced by the value it tests) on
-a sample of `--check-docs` documents, and its verdicts with `filter()`'s.
+a sample of `--check-docs` documents of each corpus, and its verdicts with `filter()`'s.
 """
 from __future__ import annotations
 
@@ -39,8 +51,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import json
+import math
 import platform
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +68,59 @@ import corpus  # noqa: E402
 
 RESULTS_JSON = corpus.CACHE / "bench_repetition.json"
 TARGET_VS_DATATROVE = 10.0
+LOOPING_SEED = 20251121
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def looping_corpus(mb: float) -> Path:
+    """`mb` MB of generations stuck in a loop (cached); see the module docstring."""
+    path = corpus.CACHE / f"looping_{mb:g}mb.jsonl"
+    if path.exists():
+        return path
+    docs = corpus.base_docs()
+    sentences = [[x.split(" ") for x in _SENTENCE.split(d) if len(x.split()) >= 3 and "\n" not in x] for d in docs]
+    sentences = [s for s in sentences if s]
+    flat = [x for s in sentences for x in s]
+    vocab = sorted({w for x in flat for w in x})
+    rng = random.Random(LOOPING_SEED)
+    target = int(mb * corpus.MB)
+
+    def write(f) -> None:
+        written = 0
+        while written < target:
+            length = int(math.exp(rng.uniform(math.log(200), math.log(20_000))))
+            parts, words = [], 0
+            if rng.random() < 0.5:  # a natural start, then the loop
+                prefix = [w for x in rng.sample(flat, 40) for w in x][: rng.randint(20, max(20, length // 2))]
+                parts.append(" ".join(prefix))
+                words += len(prefix)
+            source = rng.choice(sentences)
+            first = rng.randrange(len(source))
+            loop = source[first : first + rng.randint(1, 4)]
+            vary = rng.choice((0.0, 0.1, 0.3, 0.7))
+            copy = 0
+            while words < length:
+                copy += 1
+                for sentence in loop:
+                    sentence = list(sentence)
+                    if rng.random() < vary:
+                        j, kind = rng.randrange(len(sentence)), rng.random()
+                        if kind < 0.4:
+                            sentence[j] = rng.choice(vocab)
+                        elif kind < 0.6 and len(sentence) > 1:
+                            del sentence[j]
+                        elif kind < 0.8:
+                            sentence.insert(j, rng.choice(vocab))
+                        else:
+                            sentence[j] = str(copy)
+                    parts.append(" ".join(sentence))
+                    words += len(sentence)
+            line = json.dumps({"text": rng.choice((" ", " ", "\n", "\n\n")).join(parts)}, ensure_ascii=False)
+            f.write(line + "\n")
+            written += len(line.encode("utf-8")) + 1
+
+    print(f"building {path} ...", file=sys.stderr, flush=True)
+    return corpus._write_atomic(path, write)
 COLUMNS = ("dup_line_frac", "dup_line_char_frac", "dup_para_frac", "dup_para_char_frac",
            *(f"top_{n}gram_char_frac" for n in (2, 3, 4)), *(f"dup_{n}gram_char_frac" for n in range(5, 11)))
 
@@ -288,48 +355,19 @@ def machine() -> dict:
     return info
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mb", type=float, default=25, help="corpus size: the first MB of the ingest corpus")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per contender; the fastest is kept")
-    ap.add_argument("--core", type=int, default=0, help="the core every contender is pinned to")
-    ap.add_argument("--batch-rows", type=int, default=8192, help="documents per batch handed to a curator scorer")
-    ap.add_argument("--check-docs", type=int, default=3000, help="documents compared value by value with datatrove")
-    ap.add_argument("--quick", action="store_true", help="5 MB, one run each")
-    ap.add_argument("--only", default="", help="comma-separated subset of: " + ",".join(WORKERS))
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--input", help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.worker:
-        worker_main(args)
-        return 0
-    msg = corpus.missing_data()
-    if msg:
-        print(msg)
-        return 0
-    if args.quick:
-        args.mb, args.repeat = 5, 1
-    path = corpus.prefix_corpus(args.mb)
-    info = describe(path)
+def report(name: str, info: dict, results: dict) -> dict:
+    """Print one corpus's table, ratios and equality check; return the ratios."""
     mb = info["text_bytes"] / corpus.MB
-    print(f"corpus: {path.name}: {info['docs']:,} documents, {mb:.1f} MB of text, {info['words'] / 1e6:.2f} M "
-          f"whitespace words; pinned to core {args.core}", file=sys.stderr)
-    only = [w for w in args.only.split(",") if w] or list(WORKERS)
-    results = {}
-    for name in only:
-        results[name] = run_worker(name, path, args, 1 if name == "check" else args.repeat)
-
-    print()
+    print(f"\n== {name}: {info['docs']:,} documents, {mb:.1f} MB of text, {info['words'] / 1e6:.2f} M whitespace words")
     head = ("contender", "wall s", "cpu s", "docs/s", "MB/s", "MB/cpu-s", "Mtok/s", "cpu/wall")
     lines = [head]
-    for name, label in LABELS.items():
-        r = results.get(name)
+    for key, label in LABELS.items():
+        r = results.get(key)
         if r is None:
             continue
         if "error" in r:
             lines.append((label, "ERROR", "", "", "", "", "", ""))
-            print(f"!! {name}: {r['error']}\n{r.get('traceback', '')}", file=sys.stderr)
+            print(f"!! {key}: {r['error']}\n{r.get('traceback', '')}", file=sys.stderr)
             continue
         wall, cpu = r["wall_s"], r["cpu_s"]
         r.update(docs_s=info["docs"] / wall, mb_s=mb / wall, mb_s_cpu=mb / cpu, tokens_s=info["words"] / wall)
@@ -343,7 +381,6 @@ def main(argv: list[str] | None = None) -> int:
 
     ratios = {}
     ok = lambda k: k in results and "mb_s" in results[k]  # noqa: E731
-    print()
     for ours in ("repetition_datatrove", "repetition_gopher"):
         for theirs in ("datatrove_never", "datatrove_stock"):
             if ok(ours) and ok(theirs):
@@ -360,9 +397,54 @@ def main(argv: list[str] | None = None) -> int:
               f"reproduced for {check['equal_verdicts']:,} of {check['docs']:,}")
     elif check:
         print(f"!! check: {check['error']}\n{check.get('traceback', '')}", file=sys.stderr)
+    return ratios
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mb", type=float, default=25, help="natural corpus size: the first MB of the ingest corpus")
+    ap.add_argument("--looping-mb", type=float, default=10, help="looping corpus size in MB")
+    ap.add_argument("--corpora", default="natural,looping", help="comma-separated subset of: natural, looping")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per contender; the fastest is kept")
+    ap.add_argument("--core", type=int, default=0, help="the core every contender is pinned to")
+    ap.add_argument("--batch-rows", type=int, default=8192, help="documents per batch handed to a curator scorer")
+    ap.add_argument("--check-docs", type=int, default=3000, help="documents compared value by value with datatrove")
+    ap.add_argument("--quick", action="store_true", help="5 MB + 2 MB, one run each")
+    ap.add_argument("--only", default="", help="comma-separated subset of: " + ",".join(WORKERS))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--input", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker_main(args)
+        return 0
+    msg = corpus.missing_data()
+    if msg:
+        print(msg)
+        return 0
+    if args.quick:
+        args.mb, args.looping_mb, args.repeat = 5, 2, 1
+    builders = {"natural": lambda: corpus.prefix_corpus(args.mb), "looping": lambda: looping_corpus(args.looping_mb)}
+    names = [c for c in args.corpora.split(",") if c]
+    unknown = sorted(set(names) - set(builders))
+    if unknown:
+        ap.error(f"unknown corpora {unknown}; choose from {', '.join(builders)}")
+    only = [w for w in args.only.split(",") if w] or list(WORKERS)
     out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-           "machine": machine(), "corpus": info, "results": results, "ratios": ratios}
-    target = RESULTS_JSON if not (args.only or args.quick) else RESULTS_JSON.with_name("bench_repetition_partial.json")
+           "machine": machine(), "corpora": {}}
+    for name in names:
+        path = builders[name]()
+        info = describe(path)
+        print(f"corpus {name}: {path.name}: {info['docs']:,} documents, {info['text_bytes'] / corpus.MB:.1f} MB "
+              f"of text, {info['words'] / 1e6:.2f} M whitespace words; pinned to core {args.core}",
+              file=sys.stderr)
+        results = {key: run_worker(key, path, args, 1 if key == "check" else args.repeat) for key in only}
+        out["corpora"][name] = {"corpus": info, "results": results}
+    for name in names:
+        entry = out["corpora"][name]
+        entry["ratios"] = report(name, entry["corpus"], entry["results"])
+    partial = args.only or args.quick or args.corpora != "natural,looping"
+    target = RESULTS_JSON if not partial else RESULTS_JSON.with_name("bench_repetition_partial.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(out, indent=2, default=str))
     print(f"\nresults written to {target}")

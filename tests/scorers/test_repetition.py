@@ -1,6 +1,7 @@
 """repetition_v1 against plain-Python references of both variants, and against datatrove's own code."""
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections import Counter
@@ -11,6 +12,7 @@ import pytest
 
 from curator.errors import UsageError
 from curator.scorers import create, scorer_class
+from curator.scorers import greedy_scan, grouping
 from curator.scorers import repetition as rep
 from curator.scorers.repetition import COLUMNS, DUP_N, TOP_N, Repetition
 from tests.conftest import shared_file
@@ -228,10 +230,36 @@ def test_random_repetitive_texts(variant: str, seed: int) -> None:
     assert_matches(random_texts(seed, 300, TRICKY_VOCAB, 120), variant)
 
 
-def test_datatrove_scan_replay() -> None:
-    # Long documents over 2-3 words hide many first copies inside jumps: the step-by-step replay decides them.
+def test_datatrove_scan_corrections() -> None:
+    # Long documents over 2-3 words hide many first copies inside jumps: many rounds of corrections.
     texts = random_texts(7, 6, ["a", "b", "ab", "c"], 3000)
     assert_matches(texts, "datatrove")
+
+
+def walk(cand: list[bool], n: int) -> list[int]:
+    """The chain of hits over candidates, position by position (greedy_scan._chain's definition)."""
+    hits, i = [], 0
+    while i < len(cand):
+        if cand[i]:
+            hits.append(i)
+            i += n
+        else:
+            i += 1
+    return hits
+
+
+@pytest.mark.parametrize("n", [5, 7, 10])
+def test_chain_follows_the_walk(n: int) -> None:
+    # Dense candidates take the column-run path, sparse ones the candidate-by-candidate path.
+    rng = np.random.default_rng(n)
+    for density in (0.02, 0.3, 0.8, 0.97, 1.0):
+        for length in (0, 1, n, 5 * n + 3, 997):
+            cand = np.zeros((length // n + 2) * n, bool)
+            cand[:length] = rng.random(length) < density
+            hits, sure = greedy_scan._chain(cand, n)
+            expected = walk(cand.tolist(), n)
+            assert sorted(hits.tolist()) == expected, (density, length)
+            assert set(sure.tolist()) <= set(expected)
 
 
 def test_independent_of_batching(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -267,10 +295,10 @@ def test_very_long_document() -> None:
 
 def test_grouping_survives_shared_high_bits() -> None:
     # Keys whose spread values differ only in their low bits take the exact re-sort path.
-    inverse = pow(int(rep._SPREAD), -1, 2**64)
+    inverse = pow(int(grouping._SPREAD), -1, 2**64)
     values = [5, 3, 5, 7, 3, 3, 9, 5]
     keys = np.array([(v * inverse) % 2**64 for v in values], np.uint64)
-    groups = rep._group(keys)
+    groups = grouping.group_keys(keys)
     found = [sorted(groups.order[a:b].tolist()) for a, b in zip(groups.starts[:-1], groups.starts[1:])]
     expected = {}
     for i, v in enumerate(values):
@@ -304,13 +332,13 @@ def test_real_documents_against_reference(real_docs: list[str], variant: str) ->
     assert_matches(real_docs[:300], variant)
 
 
-def test_datatrove_differential(real_docs: list[str]) -> None:
-    """The datatrove variant equals the fractions of datatrove's own GopherRepetitionFilter code (with a
-    whitespace word tokenizer), and thresholding them as its filter() does gives its verdicts."""
+@pytest.fixture(scope="module")
+def datatrove():
+    """datatrove's GopherRepetitionFilter with a str.split() word tokenizer, and its fractions: the statements
+    of GopherRepetitionFilter.filter, with each comparison replaced by the value it tests."""
     pytest.importorskip("datatrove")
     import logging
 
-    from datatrove.data import Document
     from datatrove.pipeline.filters.gopher_repetition_filter import (
         GopherRepetitionFilter,
         find_all_duplicate,
@@ -338,8 +366,7 @@ def test_datatrove_differential(real_docs: list[str]) -> None:
 
     flt = GopherRepetitionFilter(language=WhitespaceTokenizer())
 
-    def datatrove_fractions(text: str) -> dict | None:
-        # the statements of GopherRepetitionFilter.filter, with each comparison replaced by the value
+    def fractions(text: str) -> dict | None:
         if not text:
             return None
         out = {}
@@ -356,6 +383,28 @@ def test_datatrove_differential(real_docs: list[str]) -> None:
         for n, _ in flt.dup_n_grams:
             out[f"dup_{n}gram_char_frac"] = find_all_duplicate(words, n) / len(text)
         return out
+
+    return flt, fractions
+
+
+def assert_datatrove_values(docs: list[str | None], fractions) -> list[dict]:
+    rows = score(docs)
+    for i, (text, row) in enumerate(zip(docs, rows)):
+        expected = fractions(text)
+        for column in COLUMNS:
+            if expected is None:
+                assert row[column] is None
+            else:
+                assert abs(row[column] - expected[column]) <= TOL, (i, column, row[column], expected[column])
+    return rows
+
+
+def test_datatrove_differential(real_docs: list[str], datatrove) -> None:
+    """The datatrove variant equals the fractions of datatrove's own GopherRepetitionFilter code (with a
+    whitespace word tokenizer), and thresholding them as its filter() does gives its verdicts."""
+    from datatrove.data import Document
+
+    flt, fractions = datatrove
 
     def verdict(row: dict) -> bool | tuple[bool, str]:
         if row["dup_para_frac"] is None:
@@ -379,16 +428,72 @@ def test_datatrove_differential(real_docs: list[str]) -> None:
         copies = [" ".join(w if rng.random() > 0.05 else "X" for w in words) for _ in range(rng.randint(2, 5))]
         repeated.append("\n".join(copies))
     docs = real_docs + repeated + EDGE
-    rows = score(docs)
+    rows = assert_datatrove_values(docs, fractions)
     reasons = Counter()
     for i, (text, row) in enumerate(zip(docs, rows)):
-        expected = datatrove_fractions(text)
-        for column in COLUMNS:
-            if expected is None:
-                assert row[column] is None
-            else:
-                assert abs(row[column] - expected[column]) <= TOL, (i, column, row[column], expected[column])
         got = flt.filter(Document(text=text or "", id=str(i)))
         assert verdict(row) == got, (i, got)
         reasons[got if got is True else got[1]] += 1
     assert len(docs) >= 300 and len(reasons) >= 4  # the documents exercise several of the filter's rules
+
+
+def looping_texts(sentences: list[str], seed: int, count: int, words: tuple[int, int]) -> list[str]:
+    """Generations stuck in a loop: one to four sentences repeated, each copy varied with some probability
+    (a word replaced, dropped or inserted, or a counter), after a natural prefix in half of them; lengths
+    drawn log-uniformly between ``words``."""
+    rng = random.Random(seed)
+    vocab = sorted({w for s in sentences for w in s.split()})
+    out = []
+    for _ in range(count):
+        target = int(math.exp(rng.uniform(math.log(words[0]), math.log(words[1]))))
+        parts, length = [], 0
+        if rng.random() < 0.5:
+            prefix = " ".join(rng.sample(sentences, 8)).split(" ")[: rng.randint(20, max(20, target // 2))]
+            parts.append(" ".join(prefix))
+            length += len(prefix)
+        start = rng.randrange(len(sentences) - 4)
+        loop = [s.split(" ") for s in sentences[start : start + rng.randint(1, 4)]]
+        vary = rng.choice([0.0, 0.1, 0.3, 0.7])
+        copy = 0
+        while length < target:
+            copy += 1
+            for sentence in loop:
+                sentence = list(sentence)
+                if rng.random() < vary:
+                    j, kind = rng.randrange(len(sentence)), rng.random()
+                    if kind < 0.4:
+                        sentence[j] = rng.choice(vocab)
+                    elif kind < 0.6 and len(sentence) > 1:
+                        del sentence[j]
+                    elif kind < 0.8:
+                        sentence.insert(j, rng.choice(vocab))
+                    else:
+                        sentence[j] = str(copy)
+                parts.append(" ".join(sentence))
+                length += len(sentence)
+        out.append(rng.choice([" ", "\n", "\n\n"]).join(parts))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sentences() -> list[str]:
+    wiki = shared_file("wikitext2_valid.txt").read_text("utf-8")
+    return [s for s in re.split(r"(?<=[.!?]) ", wiki) if len(s.split()) >= 4 and "\n" not in s][:3000]
+
+
+def test_looping_texts_against_datatrove(sentences: list[str], datatrove) -> None:
+    """Text looping on itself (nearly every n-gram repeats, the first copies of many keys hide inside
+    jumps) against datatrove's own functions: short and long loops, up to 20,000 words, one batch."""
+    _, fractions = datatrove
+    docs = looping_texts(sentences, 1, 24, (200, 3000)) + looping_texts(sentences, 2, 3, (15_000, 20_000))
+    assert max(len(d.split()) for d in docs) >= 15_000
+    assert_datatrove_values(docs, fractions)
+
+
+def test_looping_texts_in_small_slices(sentences: list[str], datatrove, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same values whatever the slicing, natural and looping documents mixed."""
+    _, fractions = datatrove
+    docs = looping_texts(sentences, 3, 30, (200, 1500))
+    docs = [d for pair in zip(docs, sentences[::50]) for d in pair]
+    monkeypatch.setattr(rep, "SLICE_BYTES", 20_000)
+    assert_datatrove_values(docs, fractions)

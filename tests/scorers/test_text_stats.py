@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from curator.scorers import create, scorer_class
-from curator.scorers.text_stats import TextBuffer, TextStats, whitespace_words
+from curator.scorers.text_stats import TextStats
+from curator.scorers.textbuf import TextBuffer, whitespace_words
 from tests.conftest import shared_file
 
 COLUMNS = ["chars", "words", "lines", "mean_word_length", "non_alpha_fraction"]
