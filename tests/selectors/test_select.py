@@ -120,7 +120,6 @@ def test_dsir_resample_is_seeded(world):
 
 
 def test_near_dedup_with_minhash(world):
-    pytest.importorskip("curator.dedup.minhash")
     within = select(world.store, generation=2, name="nd0", steps=[create("near_dedup_v1", {"against": "none"})])
     rows_after_first = connect(world.store).execute("SELECT count(*) FROM minhash").fetchone()[0]
     res = select(world.store, generation=2, name="nd", steps=[create("near_dedup_v1")])
