@@ -46,7 +46,7 @@ from .base import ScoreContext, Scorer
 from .registry import register
 
 # Documents per tokenizer call while fitting: bounds the tokenizer's temporaries on a big reference.
-_FIT_ROWS = 1 << 16
+_FIT_ROWS = 1 << 13
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ class Dsir(Scorer):
     """DSIR log importance weight against the human reference (see the module doc)."""
 
     name = "dsir_v1"
+    batch_size = 8192  # numpy over hashed features: large batches amortise the per-call cost
     description = ("DSIR log importance weight: sum over a document's hashed unigram+bigram features of "
                    "log p_reference - log p_pool (add-one smoothed bags of n-grams); higher = more reference-like")
     inputs = ("text",)

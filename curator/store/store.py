@@ -37,6 +37,8 @@ from .lock import WriterLock
 from .schema import TABLES, arrow_schema, check_schema, check_score_schema, conform, is_score_table
 
 DATA_TABLES = tuple(t for t in TABLES if t != "runs")
+# Compact the run log once it has this many fragments (one per run).
+_COMPACT_RUNS_AT = 32
 # Lance file format 2.0: it writes text about 7x faster than 2.1/2.2 (no FSST string compression:
 # 450 vs 65 MB/s measured on one core) and reads it 2x faster; ingest speed matters more here than
 # the smaller files of the newer formats.
@@ -77,6 +79,7 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str], *, create: bool = False) -> None:
         self.root = Path(root)
+        self._runs_cache: tuple[int, pa.Table] | None = None
         if not (self.root / "runs.lance").exists():
             if not create:
                 raise StoreError(f"no curator store at {self.root} (no runs.lance); ingest data first to create one")
@@ -122,8 +125,12 @@ class Store:
     # ---- reading ---------------------------------------------------------------------------------
     def runs(self, as_of: int | str | None = None) -> pa.Table:
         """The committed runs, oldest first, up to `as_of` (a store version or a tag)."""
-        runs = lance.dataset(self._uri("runs")).to_table()
-        runs = runs.sort_by("seq")
+        ds = lance.dataset(self._uri("runs"))
+        # A command asks for the run log several times (version, table versions, schema checks); read it
+        # once per runs-dataset version instead of every time.
+        if self._runs_cache is None or self._runs_cache[0] != ds.version:
+            self._runs_cache = (ds.version, ds.to_table().sort_by("seq"))
+        runs = self._runs_cache[1]
         if as_of is not None:
             seq = self.resolve(as_of)
             runs = runs.filter(pa.compute.less_equal(runs["seq"], seq))
@@ -407,6 +414,11 @@ class Transaction:
         )
         runs = lance.write_dataset(row, self.store._uri("runs"), mode="append")
         crash_point("after-run-commit")
+        if len(runs.get_fragments()) >= _COMPACT_RUNS_AT:
+            # Every run appends a one-row fragment; reading hundreds of them makes every command slower.
+            # Compaction is a new Lance version with the same rows (older versions and tags stay valid).
+            runs.optimize.compact_files()
+            runs = lance.dataset(self.store._uri("runs"))
         # Tags are pointers, set after the commit point; a crash here loses a tag, never data.
         for name in self.tags:
             _set_tag(runs, name, runs.version)

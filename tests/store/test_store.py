@@ -193,3 +193,23 @@ def test_store_from_before_a_table_existed_gains_it_on_next_write(tmp_path):
                                        "snippet": ["s"]}))
     assert "selections" in Store(root).table_versions()
     assert Store(root).dataset("selections").count_rows() == 0
+
+
+def test_run_log_is_compacted_and_stays_readable(tmp_path):
+    """Every run appends a one-row fragment to runs; past a threshold they are compacted into one, and
+    versions, tags and time travel read as before."""
+    from curator.store import store as store_module
+
+    store = Store(tmp_path / "st", create=True)
+    for i in range(store_module._COMPACT_RUNS_AT + 3):
+        with store.transaction("touch", {"i": i}) as tx:
+            tx.append("rejects", pa.table({"ingest_run": [f"r{i}"], "file": ["f"], "line": [i], "reason": ["x"],
+                                           "snippet": ["s"]}))
+            if i == 5:
+                tx.tag("early")
+    reopened = Store(tmp_path / "st")
+    assert len(lance.dataset(str(tmp_path / "st" / "runs.lance")).get_fragments()) < store_module._COMPACT_RUNS_AT
+    assert reopened.version() == store_module._COMPACT_RUNS_AT + 4
+    assert [r["seq"] for r in reopened.runs().to_pylist()] == list(range(1, reopened.version() + 1))
+    assert reopened.resolve("early") == 7
+    assert reopened.read("rejects", as_of="early").num_rows == 6
