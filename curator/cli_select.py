@@ -144,12 +144,12 @@ def audit_cmd(ctx: click.Context, oracle: str, oracle_config: str | None, select
 @click.command("label-queue")
 @click.option("--generation", "-g", type=int, required=True, help="Generation whose prompts are ranked.")
 @click.option("--budget", type=int, required=True, help="Prompts to write (the hardest first).")
-@click.option("--verifier", required=True, help="Verifier scorer whose correct gives the pass rate.")
+@click.option("--verifier", default=None, help="Verifier scorer whose correct gives the pass rate (default: the only one that scored the generation).")
 @click.option("--verifier-config", default=None, help="config_hash of the verifier.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="JSONL file for the labelers.")
 @click.option("--include-labeled", is_flag=True, help="Also queue prompts that already have labels.")
 @click.pass_context
-def label_queue_cmd(ctx: click.Context, generation: int, budget: int, verifier: str, verifier_config: str | None,
+def label_queue_cmd(ctx: click.Context, generation: int, budget: int, verifier: str | None, verifier_config: str | None,
                     out: str, include_labeled: bool) -> None:
     """Write the hardest prompts (1 - pass rate over their k samples) up to a budget, for labeling.
 

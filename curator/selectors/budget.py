@@ -38,10 +38,26 @@ class LabelQueue:
     already_labeled: int  # prompts left out because they have labels
 
 
-def difficulty(store: Store, generation: int, verifier: str, verifier_config: str | None = None,
+def default_verifier(con, generation: int) -> str:
+    """The one verifier (a score table with a boolean `correct`) that scored samples of `generation`."""
+    tables = run_sql(con, "SELECT table_name FROM information_schema.columns WHERE starts_with(table_name, 'scores_') "
+                          "AND column_name = 'correct' AND data_type = 'BOOLEAN' ORDER BY 1").column(0).to_pylist()
+    used = [t for t in tables if run_sql(
+        con, f'SELECT count(*) AS n FROM "{t}" JOIN samples USING (sample_id) WHERE generation = $g',
+        {"g": generation}).column(0)[0].as_py()]
+    if len(used) != 1:
+        names = ", ".join(t.removeprefix("scores_") for t in used) or "none"
+        raise UsageError(f"name the verifier with --verifier: generation {generation} is scored by "
+                         f"{len(used)} verifiers ({names})")
+    return used[0].removeprefix("scores_")
+
+
+def difficulty(store: Store, generation: int, verifier: str | None = None, verifier_config: str | None = None,
                as_of: int | str | None = None) -> pa.Table:
-    """Per-prompt k, passed, pass_rate, difficulty, unsolved, labeled; hardest first."""
+    """Per-prompt k, passed, pass_rate, difficulty, unsolved, labeled; hardest first. `verifier` defaults to
+    the only verifier that scored the generation."""
     con = connect(store, as_of)
+    verifier = verifier or default_verifier(con, generation)
     col = parse_column(verifier, default_column="correct")
     ctx = SelectContext(store, con, generation=generation)
     vhash = ctx.resolve_config(col, verifier_config)
@@ -51,7 +67,7 @@ def difficulty(store: Store, generation: int, verifier: str, verifier_config: st
     return out
 
 
-def label_queue(store: Store, generation: int, budget: int, verifier: str, out: str | Path, *,
+def label_queue(store: Store, generation: int, budget: int, verifier: str | None, out: str | Path, *,
                 verifier_config: str | None = None, include_labeled: bool = False) -> LabelQueue:
     """Write the `budget` hardest prompts of `generation` to `out` (JSONL) for labeling."""
     if budget < 0:

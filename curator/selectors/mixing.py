@@ -17,7 +17,11 @@ Policies (counts are exact; "rhu" rounds half up):
 - `human-fraction` alpha: human + new such that the human rows are exactly rhu(alpha * total). With `size`,
   total = size (an error when either pool is too small); without it, the largest total whose human and
   synthetic shares both fit their pools (all of one pool is used);
-- `keep-human` f: new + a seeded sample of rhu(f * |human|) human rows.
+- `keep-human` f: new + a seeded sample of rhu(f * |human|) human rows;
+- `accumulate` or `accumulate-subsample` with a human fraction alpha: the human-fraction draw over the
+  accumulated pools (synthetic = earlier + new), so `--mix accumulate --human-fraction 0.2` trains on every
+  kept synthetic row so far (or as many as fit) with exactly rhu(0.2 * total) human rows; `size` (required by
+  accumulate-subsample) fixes the total.
 
 Samples are drawn with numpy's PCG64 seeded by (seed, pool), over rows in sample_id order: the same store,
 config and seed give the same mix. Every row's reason ends with the policy and pool that put it in.
@@ -59,17 +63,20 @@ class MixConfig:
         object.__setattr__(self, "policy", policy)
         if policy not in POLICIES:
             raise UsageError(f"unknown mixing policy {self.policy!r}; policies: {', '.join(POLICIES)}")
-        if policy in ("human-fraction", "keep-human"):
-            if self.human_fraction is None or not 0.0 <= self.human_fraction <= 1.0:
-                raise UsageError(f"mix {policy} needs human_fraction in [0, 1], got {self.human_fraction}")
-        elif self.human_fraction is not None:
-            raise UsageError(f"human_fraction={self.human_fraction} applies to human-fraction and keep-human, "
-                             f"not to mix {policy}")
+        if policy in ("human-fraction", "keep-human") and self.human_fraction is None:
+            raise UsageError(f"mix {policy} needs human_fraction in [0, 1], got {self.human_fraction}")
+        if self.human_fraction is not None:
+            if not 0.0 <= self.human_fraction <= 1.0:
+                raise UsageError(f"human_fraction must be in [0, 1], got {self.human_fraction}")
+            if policy == "replace":
+                raise UsageError(f"human_fraction={self.human_fraction} does not apply to mix replace "
+                                 f"(use human-fraction, keep-human or accumulate)")
         if policy == "accumulate-subsample" and self.size is None:
             raise UsageError("mix accumulate-subsample needs size (the number of rows to keep)")
-        if self.size is not None and (self.size < 0 or policy not in ("accumulate-subsample", "human-fraction")):
-            raise UsageError(f"size={self.size}: expected a count >= 0, for accumulate-subsample or human-fraction "
-                             f"(not {policy})")
+        sized = ("accumulate-subsample", "human-fraction") + (("accumulate",) if self.human_fraction is not None else ())
+        if self.size is not None and (self.size < 0 or policy not in sized):
+            raise UsageError(f"size={self.size}: expected a count >= 0, for accumulate-subsample, human-fraction or "
+                             f"accumulate with a human fraction (not {policy})")
         if self.previous is not None and policy not in ("accumulate", "accumulate-subsample"):
             raise UsageError(f"previous={self.previous!r} applies to accumulate and accumulate-subsample, not to {policy}")
 
@@ -130,22 +137,31 @@ def mix(new: pa.Table, ctx: SelectContext, cfg: MixConfig) -> pa.Table:
     if p == "replace":
         return new
     if p in ("accumulate", "accumulate-subsample"):
+        if cfg.human_fraction is not None:
+            synthetic = _union(earlier_pool(ctx, g, cfg), new)
+            return _fixed_fraction(human_pool(ctx, g, p), synthetic, cfg, seed)
         rows = _union(human_pool(ctx, g, p), earlier_pool(ctx, g, cfg), new)
         if p == "accumulate-subsample":
             rows = _sample(rows, cfg.size, seed, "all", f"mix accumulate-subsample size={cfg.size}")
         return rows
     human = human_pool(ctx, g, p)
-    new = _union(new.filter(pc.not_equal(new.column("origin"), "human")))
     if p == "keep-human":
+        new = _union(new.filter(pc.not_equal(new.column("origin"), "human")))
         n = _rhu(cfg.human_fraction * human.num_rows)
         return _union(_sample(human, n, seed, "human", "mix keep-human"), new)
+    return _fixed_fraction(human, new, cfg, seed)
+
+
+def _fixed_fraction(human: pa.Table, synthetic: pa.Table, cfg: MixConfig, seed: int) -> pa.Table:
+    """Exactly rhu(alpha * total) human rows and the rest synthetic (total = size, or the most both pools fill)."""
+    new = _union(synthetic.filter(pc.not_equal(synthetic.column("origin"), "human")))
     alpha = cfg.human_fraction
     if cfg.size is not None:
         total = cfg.size
     else:
         total = _largest_total(alpha, human.num_rows, new.num_rows)
     n_human = _rhu(alpha * total)
-    what = f"mix human-fraction {alpha:g} of {total} rows"
+    what = f"mix {cfg.policy} human fraction {alpha:g} of {total} rows"
     return _union(_sample(human, n_human, seed, "human", what + " (human)"),
                   _sample(new, total - n_human, seed, "new", what + " (synthetic)"))
 

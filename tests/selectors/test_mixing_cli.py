@@ -53,6 +53,13 @@ def test_subsample_and_human_shares_are_exact(world):
     assert counts[("human", 0)] == int(0.2 * total + 0.5) and counts[("human", 0)] <= H and counts[("synthetic", 3)] <= s
     assert counts[("synthetic", 3)] == s or counts[("human", 0)] == H
     assert _run(world, 3, "kh", policy="keep-human", human_fraction=0.5)[0] == {("human", 0): 15, ("synthetic", 3): s}
+    # accumulate with a human fraction: every kept synthetic row so far, with exactly round(alpha * total) humans
+    counts, total = _run(world, 2, "acc-hf", policy="accumulate", human_fraction=0.1)
+    synthetic = counts.get(("synthetic", 1), 0) + counts.get(("synthetic", 2), 0)
+    assert counts[("human", 0)] == int(0.1 * total + 0.5) and total == counts[("human", 0)] + synthetic
+    assert synthetic == P * K + kept(2) or counts[("human", 0)] == H  # the pool that runs out is used whole
+    with pytest.raises(UsageError, match="does not apply to mix replace"):
+        MixConfig(policy="replace", human_fraction=0.2)
     with pytest.raises(UsageError, match="needs 100 rows but only 30 are available"):
         _run(world, 3, "x", policy="human-fraction", human_fraction=0.5, size=200)
     with pytest.raises(UsageError, match="unknown mixing policy 'blend'; policies: replace, accumulate"):
