@@ -40,31 +40,25 @@ Writes `benchmarks/.data/bench_dedup.json`.
 """
 from __future__ import annotations
 
-import os
+import common  # first: the thread settings below must precede numpy / pyarrow imports
 
-for _var in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-             "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+common.single_thread_env()
 
 import argparse
 import json
-import platform
+import os
 import random
 import re
 import struct
 import sys
 import tempfile
-import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import corpus  # noqa: E402
 
-RESULTS_JSON = corpus.CACHE / "bench_dedup.json"
 TARGET_VS_DATATROVE = 10.0
 SEED = 20240611
 _WORD = re.compile(r"\S+")
@@ -167,13 +161,7 @@ def load(path: Path) -> tuple[list[str], dict[int, int]]:
 # --------------------------------------------------------------------------- contenders
 
 
-class _Clock:
-    def __enter__(self):
-        self.w0, self.c0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.w0, time.process_time() - self.c0
+_Clock = common.Clock
 
 
 def run_curator(texts: list[str], tokenizer: str = "whitespace") -> tuple[dict, list[int]]:
@@ -193,32 +181,8 @@ def run_curator(texts: list[str], tokenizer: str = "whitespace") -> tuple[dict, 
     return {"wall_s": c.wall, "cpu_s": c.cpu}, root.tolist()
 
 
-def _datatrove_setup():
-    import logging
-
-    from loguru import logger
-
-    logger.remove()  # no log lines inside the timed loop
-    logging.disable(logging.CRITICAL)
-
-
-def _whitespace_tokenizer():
-    from datatrove.utils.word_tokenizers import WordTokenizer
-
-    class WhitespaceTokenizer(WordTokenizer):
-        def __init__(self) -> None:
-            super().__init__("en")
-
-        def word_tokenize(self, text: str) -> list[str]:
-            return text.split()
-
-        def sent_tokenize(self, text: str) -> list[str]:
-            return [text]
-
-        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
-            return [(0, len(text))]
-
-    return WhitespaceTokenizer()
+_datatrove_setup = common.quiet_datatrove
+_whitespace_tokenizer = common.datatrove_whitespace_tokenizer
 
 
 def _signature_step(folder: str):
@@ -291,20 +255,6 @@ def quality(texts: list[str], planted: dict[int, int], root: list[int]) -> dict:
 # --------------------------------------------------------------------------- main
 
 
-def machine() -> dict:
-    import importlib.metadata as md
-
-    info = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "loadavg_at_start": os.getloadavg()}
-    info["versions"] = {}
-    for p in ("numpy", "pyarrow", "datatrove", "xxhash"):
-        try:
-            info["versions"][p] = md.version(p)
-        except md.PackageNotFoundError:
-            pass
-    return info
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mb", type=float, default=25, help="corpus size before planting, MB of text")
@@ -313,20 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="5 MB, one run each")
     ap.add_argument("--no-datatrove", action="store_true", help="curator only")
     args = ap.parse_args(argv)
-    msg = corpus.missing_data()
-    if msg:
-        print(msg)
+    if common.skip_without_data():
         return 0
     if args.quick:
         args.mb, args.repeat = 5, 1
-    os.sched_setaffinity(0, {args.core})
-    try:
-        import pyarrow as pa
-
-        pa.set_cpu_count(1)
-        pa.set_io_thread_count(1)
-    except ImportError:
-        pass
+    common.pin(args.core)
     path = build_corpus(args.mb)
     texts, planted = load(path)
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
@@ -368,12 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append((labels[name], f"{r['wall_s']:.2f}", f"{r['cpu_s']:.2f}", f"{r['docs_s']:,.0f}",
                       f"{r['mb_s']:.2f}", f"{r['mb_s_cpu']:.2f}", f"{r['recall']:.4f}", f"{r['precision']:.4f}",
                       f"{r['flagged']:,}"))
-    widths = [max(len(str(l[i])) for l in lines) for i in range(len(head))]
     print()
-    for k, l in enumerate(lines):
-        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(l, widths))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    common.print_aligned(lines)
     ratios = {}
     if "datatrove" in best:
         d = best["datatrove"]
@@ -386,15 +323,10 @@ def main(argv: list[str] | None = None) -> int:
             met = "MET" if wall >= TARGET_VS_DATATROVE else "NOT MET"
             print(f"{labels[name]} / datatrove stage 1: {wall:.1f}x wall, {cpu:.1f}x cpu "
                   f"(target >= {TARGET_VS_DATATROVE:g}x: {met})")
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-           "machine": machine(), "corpus": {"path": str(path), "docs": len(texts), "text_bytes": n_bytes,
-                                            "planted": len(planted)},
+    out = {**common.header(common.machine(("numpy", "pyarrow", "datatrove", "xxhash"))),
+           "corpus": {"path": str(path), "docs": len(texts), "text_bytes": n_bytes, "planted": len(planted)},
            "results": best, "ratios": ratios}
-    target = RESULTS_JSON if not (args.quick or args.no_datatrove) else RESULTS_JSON.with_name(
-        "bench_dedup_partial.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(out, indent=2, default=str))
-    print(f"\nresults written to {target}")
+    common.write_results("bench_dedup", out, partial=bool(args.quick or args.no_datatrove))
     return 0
 
 

@@ -21,26 +21,15 @@ shared core: cpu/wall < 1 means someone else had the core).
 """
 from __future__ import annotations
 
-import os
+import common  # first: the thread settings below must precede numpy / torch imports
 
-_ONE_THREAD = [v for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS",
-                           "RAYON_NUM_THREADS", "LANCE_CPU_THREADS") if v not in os.environ
-               and os.environ.get("CURATOR_BENCH_DEVICE", "cpu") == "cpu"]
-for _var in _ONE_THREAD:
-    os.environ[_var] = "1"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
+_ONE_THREAD = common.single_thread_env(keep_set=True)  # a GPU run lifts these: see main()
 
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -50,7 +39,6 @@ import bench_models  # noqa: E402  (models, document sample, machine info)
 import corpus  # noqa: E402
 
 STORE = corpus.CACHE / "edit-store"
-RESULTS_JSON = corpus.CACHE / "bench_edit.json"
 
 
 def build_store(n_docs: int) -> Path:
@@ -90,35 +78,19 @@ def worker(spec: dict) -> dict:
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     out = {"docs": r.documents, "tokens": r.tokens, "eligible": r.eligible, "changed": r.changed,
            "deleted": r.deleted, "wall_s": wall, "cpu_s": cpu, "load_s": load_s,
-           "peak_rss_mb": bench_models._peak_rss_mb(), "torch_threads": torch.get_num_threads()}
+           "peak_rss_mb": common.peak_rss_mb(), "torch_threads": torch.get_num_threads()}
     if spec["device"].startswith("cuda"):
         out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
 
 
 def worker_main(spec_path: Path, out_path: Path) -> None:
-    spec = json.loads(spec_path.read_text())
-    try:
-        result = worker(spec)
-    except Exception as e:  # noqa: BLE001 - the parent reports it
-        import traceback
-
-        result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    out_path.write_text(json.dumps(result, default=str))
+    common.write_worker_result(out_path, common.guarded(worker, json.loads(spec_path.read_text())))
 
 
 def run_worker(spec: dict, *, core: str | None, timeout: float = 3600) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec_path.write_text(json.dumps(spec))
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_path), "--out", str(out_path)]
-        if core is not None and shutil.which("taskset"):
-            cmd = ["taskset", "-c", core, *cmd]
-        print(f"  running {spec['label']} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        result = json.loads(out_path.read_text()) if out_path.exists() and out_path.stat().st_size else {}
-    if proc.returncode != 0 and "error" not in result:
-        result = {"error": f"worker exited {proc.returncode}", "traceback": proc.stderr[-4000:]}
+    print(f"  running {spec['label']} ...", file=sys.stderr, flush=True)
+    result = common.launch(__file__, [], spec=spec, cores=core, timeout=timeout)
     if "error" in result:
         return result
     result["tokens_s"] = result["tokens"] / result["wall_s"]
@@ -129,7 +101,7 @@ def run_worker(spec: dict, *, core: str | None, timeout: float = 3600) -> dict:
 
 
 def print_table(rows: list[tuple[str, dict]]) -> None:
-    fmt = bench_models.fmt
+    fmt = common.fmt
     head = ("contender", "docs", "tokens", "eligible", "changed", "deleted", "load s", "wall s", "tokens/s", "tokens/cpu-s",
             "peak RSS MB", "cpu/wall")
     lines = [head]
@@ -140,11 +112,7 @@ def print_table(rows: list[tuple[str, dict]]) -> None:
         lines.append((label, f"{r['docs']:,}", f"{r['tokens']:,}", f"{r['eligible']:,}", f"{r['changed']:,}",
                       f"{r['deleted']:,}", fmt(r["load_s"]), fmt(r["wall_s"]), fmt(r["tokens_s"], ",.0f"), fmt(r.get("tokens_s_cpu"), ",.0f"),
                       fmt(r["peak_rss_mb"], ".0f"), fmt(r["cpu_wall"], ".2f")))
-    widths = [max(len(str(l[i])) for l in lines) for i in range(len(head))]
-    for k, l in enumerate(lines):
-        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(l, widths))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    common.print_aligned(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,16 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker_main(args.worker, args.out)
         return 0
-    msg = corpus.missing_data()
-    if msg:
-        print(msg)
+    if common.skip_without_data():
         return 0
     cuda = args.device.startswith("cuda")
     core = None if cuda or not args.core else args.core
     if cuda:
-        os.environ["CURATOR_BENCH_DEVICE"] = args.device
-        for var in _ONE_THREAD:
-            os.environ.pop(var, None)
+        common.lift_single_thread(_ONE_THREAD, args.device)
     scale = 0.25 if args.quick else 1
     n_tiny = int((20000 if cuda else 2000) * scale)
     n_small = int((4000 if cuda else 40) * scale)
@@ -207,12 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"!! {spec['label']}: {r['error']}\n{r.get('traceback', '')}", file=sys.stderr)
     print()
     print_table(rows)
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-           "machine": bench_models.machine(args.device), "results": results}
+    out = {**common.header(bench_models.machine(args.device)), "results": results}
     name = "bench_edit" + ("" if args.device == "cpu" else "_" + args.device.replace(":", ""))
-    target = RESULTS_JSON.with_name(name + ("_partial" if args.only or args.quick else "") + ".json")
-    target.write_text(json.dumps(out, indent=2, default=str))
-    print(f"\nresults written to {target}")
+    common.write_results(name, out, partial=bool(args.only or args.quick))
     return 0
 
 

@@ -17,21 +17,17 @@ Results: a table on stdout and `benchmarks/.data/bench_export.json`.
 """
 from __future__ import annotations
 
-import os
+import common  # first: the thread settings below must precede numpy / pyarrow imports
 
-for _var in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "RAYON_NUM_THREADS", "LANCE_CPU_THREADS",
-             "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM"):
-    os.environ[_var] = "1" if _var != "TOKENIZERS_PARALLELISM" else "false"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+common.single_thread_env()
 
 import argparse
 import json
+import os
 import platform
-import resource
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,14 +89,9 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=50)
     parser.add_argument("--formats", default="parquet,jsonl,tokens")
     args = parser.parse_args()
-    msg = corpus.missing_data()
-    if msg:
-        print(msg)
+    if common.skip_without_data():
         return
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
+    common.pin(sorted(os.sched_getaffinity(0))[0] if hasattr(os, "sched_getaffinity") else None)
     store = build_store(args.mb)
     tokenizer = build_tokenizer()
     texts = store.read("samples", columns=["text"]).column("text")
@@ -130,9 +121,9 @@ def main() -> None:
     for r in rows:
         print(" ".join(f"{r[c]:>12}" for c in cols))
     RESULTS.write_text(json.dumps({
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
+        "when": common.now(), "machine": platform.platform(),
         "python": platform.python_version(), "corpus_mb": args.mb, "documents": docs, "text_bytes": text_bytes,
-        "shards": SHARDS, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "results": rows,
+        "shards": SHARDS, "peak_rss_mb": common.peak_rss_mb(), "results": rows,
     }, indent=1) + "\n")
     print(f"wrote {RESULTS}")
 

@@ -10,7 +10,7 @@ MB = 10^6 bytes of JSONL input (the file size, JSON syntax included).
 
 Contenders, each in a fresh subprocess pinned to one core (`taskset -c 0`) with POLARS_MAX_THREADS,
 OMP_NUM_THREADS, RAYON_NUM_THREADS, LANCE_CPU_THREADS = 1 and `pyarrow.set_cpu_count(1)`, so that peak RSS
-(`resource.getrusage(RUSAGE_SELF).ru_maxrss`) is that contender's own. Times exclude interpreter start-up and
+(the worker's VmHWM, /proc/self/status) is that contender's own. Times exclude interpreter start-up and
 imports; `cpu/wall` below 1 means the shared core was busy with someone else's work during the run (the
 machine is shared): `MB/cpu-s` (bytes over the process's CPU time, all its threads, on its one core) is then
 the better estimate of one-core throughput. With `--repeat N` the fastest of N runs is kept.
@@ -40,29 +40,21 @@ the better estimate of one-core throughput. With `--repeat N` the fastest of N r
 """
 from __future__ import annotations
 
-import os
+import common  # first: the thread settings below must precede numpy / pyarrow / polars imports
 
-for _var in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "RAYON_NUM_THREADS", "LANCE_CPU_THREADS",
-             "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+common.single_thread_env()
 
 import argparse
 import json
-import platform
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402
 
-RESULTS_JSON = corpus.CACHE / "bench_ingest.json"
 PROFILE_TXT = corpus.CACHE / "profile_ingest.txt"
 TARGET_MBPS = 25.0
 TARGET_VS_DATATROVE = 30.0
@@ -72,25 +64,9 @@ TARGET_VS_FLOOR = 4.0
 # =========================================================================== workers (one per subprocess)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _one_core_arrow() -> None:
-    import pyarrow as pa
-
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
-
-
-class _Clock:
-    def __enter__(self):
-        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.wall0
-        self.cpu = time.process_time() - self.cpu0
+_peak_rss_mb = common.peak_rss_mb
+_one_core_arrow = common.pin  # the worker is already under taskset: Arrow's pools only
+_Clock = common.Clock
 
 
 def _store_dir() -> Path:
@@ -404,76 +380,31 @@ WORKERS = {
 
 
 def worker_main(name: str, path: Path, out: Path) -> None:
-    try:
-        result = WORKERS[name](path)
-    except Exception as e:  # noqa: BLE001 - the parent reports it
-        import traceback
-
-        result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    result = common.guarded(WORKERS[name], path)
     result.setdefault("bytes", path.stat().st_size)
-    out.write_text(json.dumps(result, default=str))
+    common.write_worker_result(out, result)
 
 
 # =========================================================================== the parent
 
 
 def machine() -> dict:
-    info = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        info["cpu"] = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
-    except OSError:
-        info["cpu"] = platform.processor() or "?"
-    try:
-        kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
-        info["ram_gib"] = round(kb / 2**20, 1)
-    except (OSError, StopIteration):
-        pass
-    try:
-        info["loadavg_at_start"] = os.getloadavg()
-    except OSError:
-        pass
-    import importlib.metadata as md
-
-    info["versions"] = {p: md.version(p) for p in ("pyarrow", "polars", "numpy", "duckdb", "pylance", "datatrove")
-                        if _has_dist(md, p)}
-    return info
-
-
-def _has_dist(md, name: str) -> bool:
-    try:
-        md.version(name)
-        return True
-    except md.PackageNotFoundError:
-        return False
+    return common.machine(("pyarrow", "polars", "numpy", "duckdb", "pylance", "datatrove"))
 
 
 def run_worker(name: str, path: Path, *, core: str | None, repeat: int = 1, timeout: float = 3600) -> dict:
     """Run a worker `repeat` times in fresh processes; keep the fastest run, and the highest peak RSS."""
-    best: dict | None = None
     peaks = []
-    for _ in range(repeat):
-        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
-            out = Path(tmp.name)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--input", str(path), "--out", str(out)]
-        if core is not None and shutil.which("taskset"):
-            cmd = ["taskset", "-c", core, *cmd]
+
+    def once() -> dict:
         print(f"  running {name} on {path.name} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        try:
-            result = json.loads(out.read_text()) if out.stat().st_size else {}
-        finally:
-            out.unlink(missing_ok=True)
-        if proc.returncode != 0 and "error" not in result:
-            result = {"error": f"worker exited {proc.returncode}", "traceback": proc.stderr[-4000:]}
-        if "error" in result or "skipped" in result:
-            return result
+        result = common.launch(__file__, ["--worker", name, "--input", str(path)], cores=core, timeout=timeout)
         peaks.append(result.get("peak_rss_mb", 0))
-        if best is None or result["wall_s"] < best["wall_s"]:
-            best = result
-    assert best is not None
-    best["runs"] = repeat
-    best["peak_rss_mb_max"] = max(peaks)
+        return result
+
+    best = common.best_of(once, repeat)
+    if "error" not in best and "skipped" not in best:
+        best["peak_rss_mb_max"] = max(peaks)
     return best
 
 
@@ -489,8 +420,7 @@ def rates(r: dict) -> dict:
     return r
 
 
-def fmt(x, spec=".1f", none="-"):
-    return none if x is None else format(x, spec)
+fmt = common.fmt
 
 
 def print_table(rows: list[tuple[str, str, dict]]) -> None:
@@ -504,11 +434,7 @@ def print_table(rows: list[tuple[str, str, dict]]) -> None:
                       fmt(r.get("mb_s_cpu"), ".2f"),
                       fmt(r["docs_s"], ",.0f"), fmt(r["tokens_s"] / 1e6 if r.get("tokens_s") else None, ".2f"),
                       fmt(r.get("peak_rss_mb_max", r.get("peak_rss_mb")), ".0f"), fmt(r.get("cpu_wall"), ".2f")))
-    widths = [max(len(str(l[i])) for l in lines) for i in range(len(head))]
-    for k, l in enumerate(lines):
-        print("  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(l, widths))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    common.print_aligned(lines, left=2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -534,9 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_main(args.worker, args.input, args.out)
         return 0
 
-    msg = corpus.missing_data()
-    if msg:
-        print(msg)
+    if common.skip_without_data():
         return 0
     core = args.core or None
     if args.quick:
@@ -591,13 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     ratios = report_ratios(results)
     for line in ratios["lines"]:
         print(line)
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-           "machine": machine(), "corpus": info, "results": results, "ratios": ratios["values"]}
+    out = {**common.header(machine()), "corpus": info, "results": results, "ratios": ratios["values"]}
     # A partial run (--only / --quick) does not overwrite the results of a full one.
-    target = RESULTS_JSON if not (args.only or args.quick) else RESULTS_JSON.with_name("bench_ingest_partial.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(out, indent=2, default=str))
-    print(f"\nresults written to {target}")
+    common.write_results("bench_ingest", out, partial=bool(args.only or args.quick))
     return 0
 
 

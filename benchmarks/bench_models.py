@@ -28,30 +28,16 @@ run; tokens/cpu-s (tokens over the process's CPU time) is then the better estima
 """
 from __future__ import annotations
 
-import os
+import common  # first: the thread settings below must precede numpy / torch imports
 
 # One thread for every library on the CPU benchmark (a GPU run lifts these: see main()).
-_ONE_THREAD = [v for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS",
-                           "RAYON_NUM_THREADS") if v not in os.environ
-               and os.environ.get("CURATOR_BENCH_DEVICE", "cpu") == "cpu"]
-for _var in _ONE_THREAD:
-    os.environ[_var] = "1"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
+_ONE_THREAD = common.single_thread_env(keep_set=True)
 
 import argparse
 import json
-import platform
 import random
-import resource
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -61,7 +47,6 @@ sys.path.insert(0, str(BENCH.parent / "tests" / "scorers"))
 import corpus  # noqa: E402
 
 MODELS = corpus.CACHE / "models"
-RESULTS_JSON = corpus.CACHE / "bench_models.json"
 SAMPLE_SEED = 20240611
 
 
@@ -103,10 +88,6 @@ def build_models() -> dict[str, Path]:
 # =========================================================================== the worker (one per subprocess)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def worker(spec: dict) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -136,7 +117,7 @@ def worker(spec: dict) -> dict:
     if spec["device"].startswith("cuda"):
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    out = {"docs": len(docs), "wall_s": wall, "cpu_s": cpu, "load_s": load_s, "peak_rss_mb": _peak_rss_mb(),
+    out = {"docs": len(docs), "wall_s": wall, "cpu_s": cpu, "load_s": load_s, "peak_rss_mb": common.peak_rss_mb(),
            "torch_threads": torch.get_num_threads(), "chars": sum(len(d) for d in docs)}
     if spec["scorer"] == "perplexity_v1":
         out["tokens"] = int(sum(pc.sum(o.column("n_tokens")).as_py() or 0 for o in outputs))
@@ -154,14 +135,7 @@ def worker(spec: dict) -> dict:
 
 
 def worker_main(spec_path: Path, out_path: Path) -> None:
-    spec = json.loads(spec_path.read_text())
-    try:
-        result = worker(spec)
-    except Exception as e:  # noqa: BLE001 - the parent reports it
-        import traceback
-
-        result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    out_path.write_text(json.dumps(result, default=str))
+    common.write_worker_result(out_path, common.guarded(worker, json.loads(spec_path.read_text())))
 
 
 # =========================================================================== the parent
@@ -169,25 +143,13 @@ def worker_main(spec_path: Path, out_path: Path) -> None:
 
 def run_worker(spec: dict, *, core: str | None, repeat: int = 1, timeout: float = 3600) -> dict:
     """Run a contender `repeat` times in fresh processes; keep the fastest run."""
-    best: dict | None = None
-    for _ in range(repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-            spec_path.write_text(json.dumps(spec))
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_path), "--out", str(out_path)]
-            if core is not None and shutil.which("taskset"):
-                cmd = ["taskset", "-c", core, *cmd]
-            print(f"  running {spec['label']} ...", file=sys.stderr, flush=True)
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-            result = json.loads(out_path.read_text()) if out_path.exists() and out_path.stat().st_size else {}
-        if proc.returncode != 0 and "error" not in result:
-            result = {"error": f"worker exited {proc.returncode}", "traceback": proc.stderr[-4000:]}
-        if "error" in result:
-            return result
-        if best is None or result["wall_s"] < best["wall_s"]:
-            best = result
-    assert best is not None
-    best["runs"] = repeat
+    def once() -> dict:
+        print(f"  running {spec['label']} ...", file=sys.stderr, flush=True)
+        return common.launch(__file__, [], spec=spec, cores=core, timeout=timeout)
+
+    best = common.best_of(once, repeat)
+    if "error" in best:
+        return best
     best["docs_s"] = best["docs"] / best["wall_s"]
     best["tokens_s"] = best["tokens"] / best["wall_s"]
     best["cpu_wall"] = best["cpu_s"] / best["wall_s"]
@@ -196,30 +158,8 @@ def run_worker(spec: dict, *, core: str | None, repeat: int = 1, timeout: float 
 
 
 def machine(device: str) -> dict:
-    import importlib.metadata as md
-
-    info = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        info["cpu"] = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
-    except OSError:
-        info["cpu"] = platform.processor() or "?"
-    try:
-        info["loadavg_at_start"] = os.getloadavg()
-    except OSError:
-        pass
-    versions = {}
-    for p in ("torch", "transformers", "sentence-transformers", "tokenizers", "vllm"):
-        try:
-            versions[p] = md.version(p)
-        except md.PackageNotFoundError:
-            pass
-    info["versions"] = versions
-    if device.startswith("cuda"):
-        import torch
-
-        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none visible"
-    return info
+    return common.machine(("torch", "transformers", "sentence-transformers", "tokenizers", "vllm"),
+                          gpu=device.startswith("cuda"))
 
 
 def contenders(args: argparse.Namespace, paths: dict[str, Path]) -> list[dict]:
@@ -257,11 +197,8 @@ def _has_vllm() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def fmt(x, spec=".1f", none="-"):
-    return none if x is None else format(x, spec)
-
-
 def print_table(rows: list[tuple[str, dict]]) -> None:
+    fmt = common.fmt
     head = ("contender", "docs", "tokens", "load s", "wall s", "docs/s", "tokens/s", "tokens/cpu-s", "peak RSS MB",
             "cpu/wall")
     lines = [head]
@@ -273,11 +210,7 @@ def print_table(rows: list[tuple[str, dict]]) -> None:
                       fmt(r["docs_s"], ",.1f"), fmt(r["tokens_s"], ",.0f"), fmt(r.get("tokens_s_cpu"), ",.0f"),
                       fmt(r["peak_rss_mb"], ".0f"),
                       fmt(r["cpu_wall"], ".2f")))
-    widths = [max(len(str(l[i])) for l in lines) for i in range(len(head))]
-    for k, l in enumerate(lines):
-        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(l, widths))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    common.print_aligned(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,17 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         worker_main(args.worker, args.out)
         return 0
 
-    msg = corpus.missing_data()
-    if msg:
-        print(msg)
+    if common.skip_without_data():
         return 0
     core = None if args.device.startswith("cuda") or not args.core else args.core
     if args.device.startswith("cuda"):
         # On a GPU the host side (tokenization, batching) should not be held to one thread; the workers
         # inherit this and skip the one-thread settings at the top of this file.
-        os.environ["CURATOR_BENCH_DEVICE"] = args.device
-        for var in _ONE_THREAD:
-            os.environ.pop(var, None)
+        common.lift_single_thread(_ONE_THREAD, args.device)
     paths = build_models()
     chosen = contenders(args, paths)
     if args.only:
@@ -324,14 +253,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"!! {spec['label']}: {r['error']}\n{r.get('traceback', '')}", file=sys.stderr)
     print()
     print_table(rows)
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-           "machine": machine(args.device), "results": results}
+    out = {**common.header(machine(args.device)), "results": results}
     # A partial run (--only / --quick) or a GPU run does not overwrite the results of a full CPU one.
     name = "bench_models" + ("" if args.device == "cpu" else "_" + args.device.replace(":", ""))
-    target = RESULTS_JSON.with_name(name + ("_partial" if args.only or args.quick else "") + ".json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(out, indent=2, default=str))
-    print(f"\nresults written to {target}")
+    common.write_results(name, out, partial=bool(args.only or args.quick))
     return 0
 
 

@@ -25,16 +25,13 @@ before/after comparison); ``--budget``/``--spill-dir`` are only passed when give
 """
 from __future__ import annotations
 
-import os
+import common  # first: the thread settings below must precede numpy / pyarrow / polars imports
 
-os.environ.setdefault("POLARS_MAX_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("RAYON_NUM_THREADS", "1")
+common.single_thread_env(keep_set=True)  # one thread unless the caller exported another count
 
 import argparse
 import random
 import re
-import resource
 import sys
 import time
 from pathlib import Path
@@ -49,7 +46,7 @@ sys.path.insert(0, str(_ROOT))
 
 from curator.stats import ngrams, tokenize  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = common.corpus.SHARED_DATA
 
 
 def corpus(mb: float, perturb: float = 0.0) -> list[str]:
@@ -139,10 +136,6 @@ def calibrate() -> float:
     return best / len(x) * 1e9
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def read_texts(path: str, chunk: int = 8 << 20):
     """The "text" column of a JSONL file, ~``chunk`` bytes of lines at a time.
 
@@ -187,7 +180,7 @@ def stream_jsonl(args) -> None:
         if args.phases and run_index == args.repeat:
             ph = install_phases()
             print("with per-phase timers (adds a little overhead):")
-        rss0 = peak_rss_mb()
+        rss0 = common.peak_rss_mb()
         acc = ngrams.NgramAccumulator(**options)
         w0, c0 = time.perf_counter(), time.process_time()
         acc_cpu = 0.0
@@ -200,7 +193,7 @@ def stream_jsonl(args) -> None:
                 acc.update(chunk, np.zeros(len(chunk), np.int32))
                 acc_cpu += time.process_time() - t
                 peak_state = max(peak_state, acc.state_nbytes())
-                rss1 = peak_rss_mb() if rss1 is None else rss1
+                rss1 = common.peak_rss_mb() if rss1 is None else rss1
         t = time.process_time()
         stats = acc.finish(["human"])
         finish_cpu = time.process_time() - t
@@ -211,7 +204,7 @@ def stream_jsonl(args) -> None:
             acc.close()
         print(f"{Path(args.jsonl).name}: {nbytes / 1e6:.1f} MB  wall {wall:.2f}s  cpu {cpu:.2f}s "
               f"(accumulator {acc_cpu:.2f}s = {nbytes / acc_cpu / 1e6:.2f} MB/cpu-s, finish {finish_cpu:.2f}s)  "
-              f"peak RSS {peak_rss_mb():.0f} MB (before {rss0:.0f}, after one batch {rss1:.0f})  "
+              f"peak RSS {common.peak_rss_mb():.0f} MB (before {rss0:.0f}, after one batch {rss1:.0f})  "
               f"peak state {peak_state / 2**20:.0f} MiB  "
               f"spilled {spilled / 2**20:.0f} MiB  missing {stats.missing_texts}  "
               f"distinct {stats.totals['distinct'].to_pylist()}", flush=True)
@@ -238,8 +231,8 @@ def main() -> None:
     if args.jsonl:
         stream_jsonl(args)
         return
-    if not DATA.is_dir():
-        sys.exit(f"benchmark data not found at {DATA}")
+    if common.skip_without_data():
+        return
     docs = corpus(args.mb, args.perturb)
     arr = pa.array(docs, pa.large_string())
     nbytes = arr.buffers()[2].size
@@ -267,7 +260,7 @@ def main() -> None:
     print(f"calibration: sort of 64k uint64 = {calibrate():.1f} ns/element")
     print(f"best cpu: {best:.2f}s = {nbytes / best / 1e6:.1f} MB/s; missing texts: {stats.missing_texts}")
     print(f"partial aggregates before finish: {state / 1e6:.0f} MB; "
-          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+          f"peak RSS {common.peak_rss_mb():.0f} MB")
     print("distinct per (origin, n):", stats.totals.to_pydict()["distinct"])
 
     if args.phases:

@@ -42,31 +42,21 @@ a sample of `--check-docs` documents of each corpus, and its verdicts with `filt
 """
 from __future__ import annotations
 
-import os
+import common  # first: the thread settings below must precede numpy / pyarrow / polars imports
 
-for _var in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-             "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+common.single_thread_env()
 
 import argparse
 import json
 import math
-import platform
 import random
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402
 
-RESULTS_JSON = corpus.CACHE / "bench_repetition.json"
 TARGET_VS_DATATROVE = 10.0
 LOOPING_SEED = 20251121
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -128,28 +118,12 @@ COLUMNS = ("dup_line_frac", "dup_line_char_frac", "dup_para_frac", "dup_para_cha
 # =========================================================================== workers (one per subprocess)
 
 
-def _pin(core: int | None) -> None:
-    if core is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {core})
-    import pyarrow as pa
-
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
-
-
 def _texts(path: Path) -> list[str]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line)["text"] for line in f if line.strip()]
 
 
-class _Clock:
-    def __enter__(self):
-        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.wall0
-        self.cpu = time.process_time() - self.cpu0
+_Clock = common.Clock
 
 
 def w_curator(path: Path, name: str, options: dict, batch_rows: int) -> dict:
@@ -169,29 +143,10 @@ def w_curator(path: Path, name: str, options: dict, batch_rows: int) -> dict:
 
 
 def _datatrove_filter(never: bool):
-    import logging
-
-    from loguru import logger
-
-    logger.remove()  # no log lines inside the timed loop
-    logging.disable(logging.CRITICAL)
+    common.quiet_datatrove()
     from datatrove.pipeline.filters import GopherRepetitionFilter
-    from datatrove.utils.word_tokenizers import WordTokenizer
 
-    class WhitespaceTokenizer(WordTokenizer):
-        def __init__(self) -> None:
-            super().__init__("en")
-
-        def word_tokenize(self, text: str) -> list[str]:
-            return text.split()
-
-        def sent_tokenize(self, text: str) -> list[str]:
-            return [text]
-
-        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
-            return [(0, len(text))]
-
-    kwargs = {"language": WhitespaceTokenizer()}
+    kwargs = {"language": common.datatrove_whitespace_tokenizer()}
     if never:  # every check runs on every document, none can drop it
         big = 1e9
         kwargs.update(dup_line_frac=big, dup_para_frac=big, dup_line_char_frac=big, dup_para_char_frac=big,
@@ -289,14 +244,8 @@ LABELS = {
 
 
 def worker_main(args: argparse.Namespace) -> None:
-    _pin(args.core)
-    try:
-        result = WORKERS[args.worker](Path(args.input), args)
-    except Exception as e:  # noqa: BLE001 - the parent reports it
-        import traceback
-
-        result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    Path(args.out).write_text(json.dumps(result, default=str))
+    common.pin(args.core)
+    common.write_worker_result(args.out, common.guarded(WORKERS[args.worker], Path(args.input), args))
 
 
 # =========================================================================== the parent
@@ -304,55 +253,19 @@ def worker_main(args: argparse.Namespace) -> None:
 
 def run_worker(name: str, path: Path, args: argparse.Namespace, repeat: int) -> dict:
     """Run a worker `repeat` times in fresh pinned processes; keep the fastest (wall) run."""
-    best: dict | None = None
-    for _ in range(repeat):
-        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
-            out = Path(tmp.name)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--input", str(path), "--out",
-               str(out), "--core", str(args.core), "--batch-rows", str(args.batch_rows),
-               "--check-docs", str(args.check_docs)]
-        if shutil.which("taskset"):
-            cmd = ["taskset", "-c", str(args.core), *cmd]
+    def once() -> dict:
         print(f"  running {name} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        try:
-            result = json.loads(out.read_text()) if out.stat().st_size else {}
-        finally:
-            out.unlink(missing_ok=True)
-        if proc.returncode != 0 and "error" not in result:
-            result = {"error": f"worker exited {proc.returncode}", "traceback": proc.stderr[-4000:]}
-        if "error" in result:
-            return result
-        if best is None or result.get("wall_s", 0) < best.get("wall_s", 0):
-            best = result
-    assert best is not None
-    best["runs"] = repeat
-    return best
+        return common.launch(__file__, ["--worker", name, "--input", str(path), "--core", str(args.core),
+                                        "--batch-rows", str(args.batch_rows), "--check-docs", str(args.check_docs)],
+                             cores=args.core, timeout=None)
+
+    return common.best_of(once, repeat)
 
 
 def describe(path: Path) -> dict:
     texts = _texts(path)
     return {"path": str(path), "docs": len(texts), "text_bytes": sum(len(t.encode("utf-8")) for t in texts),
             "words": sum(len(t.split()) for t in texts)}
-
-
-def machine() -> dict:
-    import importlib.metadata as md
-
-    info = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        info["cpu"] = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
-        info["loadavg_at_start"] = os.getloadavg()
-    except OSError:
-        pass
-    info["versions"] = {}
-    for p in ("numpy", "pyarrow", "datatrove"):
-        try:
-            info["versions"][p] = md.version(p)
-        except md.PackageNotFoundError:
-            pass
-    return info
 
 
 def report(name: str, info: dict, results: dict) -> dict:
@@ -373,11 +286,7 @@ def report(name: str, info: dict, results: dict) -> dict:
         r.update(docs_s=info["docs"] / wall, mb_s=mb / wall, mb_s_cpu=mb / cpu, tokens_s=info["words"] / wall)
         lines.append((label, f"{wall:.2f}", f"{cpu:.2f}", f"{r['docs_s']:,.0f}", f"{r['mb_s']:.2f}",
                       f"{r['mb_s_cpu']:.2f}", f"{r['tokens_s'] / 1e6:.2f}", f"{cpu / wall:.2f}"))
-    widths = [max(len(str(l[i])) for l in lines) for i in range(len(head))]
-    for k, l in enumerate(lines):
-        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(l, widths))))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    common.print_aligned(lines)
 
     ratios = {}
     ok = lambda k: k in results and "mb_s" in results[k]  # noqa: E731
@@ -418,9 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker_main(args)
         return 0
-    msg = corpus.missing_data()
-    if msg:
-        print(msg)
+    if common.skip_without_data():
         return 0
     if args.quick:
         args.mb, args.looping_mb, args.repeat = 5, 2, 1
@@ -430,8 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown corpora {unknown}; choose from {', '.join(builders)}")
     only = [w for w in args.only.split(",") if w] or list(WORKERS)
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-           "machine": machine(), "corpora": {}}
+    out = {**common.header(common.machine(("numpy", "pyarrow", "datatrove"))), "corpora": {}}
     for name in names:
         path = builders[name]()
         info = describe(path)
@@ -443,11 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         entry = out["corpora"][name]
         entry["ratios"] = report(name, entry["corpus"], entry["results"])
-    partial = args.only or args.quick or args.corpora != "natural,looping"
-    target = RESULTS_JSON if not partial else RESULTS_JSON.with_name("bench_repetition_partial.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(out, indent=2, default=str))
-    print(f"\nresults written to {target}")
+    partial = bool(args.only or args.quick or args.corpora != "natural,looping")
+    common.write_results("bench_repetition", out, partial=partial)
     return 0
 
 

@@ -75,29 +75,20 @@ so it does not overwrite a full run). Prints `skipped: ...` and exits 0 when ../
 """
 from __future__ import annotations
 
-import os
+import common  # first: the thread settings below must precede numpy / pyarrow / torch imports
 
-for _var in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "RAYON_NUM_THREADS", "LANCE_CPU_THREADS",
-             "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
+common.single_thread_env()
 
 import argparse
+import functools
 import json
-import platform
 import random
 import re
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -107,7 +98,6 @@ sys.path.insert(0, str(REPO))
 import corpus  # noqa: E402
 
 MODELS = corpus.CACHE / "models"
-RESULTS_JSON = corpus.CACHE / "bench_score.json"
 MB = corpus.MB
 SAMPLE_SEED = 20240611  # bench_models.py's: the same documents for the model scorers
 RECIPE = 1  # bump when the store's contents change: a cached store of another recipe is rebuilt
@@ -369,45 +359,9 @@ def build_models(which: set[str]) -> None:
 # =========================================================================== workers (one per subprocess)
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS. VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent
-    across fork + exec, so a worker started by a large parent would report the parent's peak."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def _cpu() -> float:
-    """CPU seconds of this process and of its waited-for children (sandboxes)."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
-
-
-class _Clock:
-    """wall, cpu (this process + its children) and own_cpu (this process) seconds of a block."""
-
-    def __enter__(self):
-        self.wall0, self.cpu0, self.own0 = time.perf_counter(), _cpu(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.wall0
-        self.cpu = _cpu() - self.cpu0
-        self.own_cpu = time.process_time() - self.own0
-
-
-def _pin(cores: list[int] | None) -> None:
-    import pyarrow as pa
-
-    if cores is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(cores))
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
+_peak_rss_mb = common.peak_rss_mb
+# wall, cpu (this process + its waited-for children: the code_tests sandboxes) and own_cpu (this process)
+_Clock = functools.partial(common.Clock, children=True)
 
 
 def _now() -> tuple[float, float]:
@@ -689,7 +643,7 @@ def _preimport(spec: dict) -> None:
 
 
 def worker(spec: dict) -> dict:
-    _pin(spec.get("cores"))
+    common.pin(spec.get("cores"))
     _preimport(spec)
     meta = json.loads(Path(spec["meta"]).read_text())
     out = {}
@@ -710,31 +664,14 @@ def worker(spec: dict) -> dict:
 
 
 def worker_main(spec_path: Path, out_path: Path) -> None:
-    spec = json.loads(spec_path.read_text())
-    try:
-        result = worker(spec)
-    except Exception as e:  # noqa: BLE001 - the parent reports it
-        import traceback
-
-        result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    out_path.write_text(json.dumps(result, default=str))
+    common.write_worker_result(out_path, common.guarded(worker, json.loads(spec_path.read_text())))
 
 
 # =========================================================================== the parent
 
 
 def launch(spec: dict, *, timeout: float = 3600) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec_path.write_text(json.dumps(spec))
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_path), "--out", str(out_path)]
-        if spec.get("cores") is not None and shutil.which("taskset"):
-            cmd = ["taskset", "-c", ",".join(map(str, spec["cores"])), *cmd]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        result = json.loads(out_path.read_text()) if out_path.exists() and out_path.stat().st_size else {}
-    if proc.returncode != 0 and "error" not in result:
-        result = {"error": f"worker exited {proc.returncode}", "traceback": proc.stderr[-4000:]}
-    return result
+    return common.launch(__file__, [], spec=spec, cores=spec.get("cores"), timeout=timeout)
 
 
 def rates(r: dict, gen: dict) -> dict:
@@ -791,14 +728,13 @@ def run_contender(c: Contender, args, meta: dict, meta_path: Path) -> dict:
     return out
 
 
-def fmt(x, spec=".1f", none=""):
-    return none if x is None else format(x, spec)
+fmt = functools.partial(common.fmt, none="")
 
 
 def results_table(res: dict) -> list[str]:
     head = ["contender", "gen", "mode", "docs", "MB", "wall s", "cpu/wall", "docs/s", "docs/cpu-s", "MB/s",
             "MB/cpu-s", "tokens/s", "tokens/cpu-s", "peak RSS MB"]
-    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + " |"]
+    lines = [common.md_row(head), common.md_row(["---"] * 3 + ["---:"] * (len(head) - 3))]
     for key, r in res.items():
         if "error" in r:
             lines.append(f"| {key} | | ERROR: {r['error'][:80]} |" + " |" * (len(head) - 3))
@@ -808,11 +744,11 @@ def results_table(res: dict) -> list[str]:
                 continue
             m = r[mode]
             label = r["label"] if mode == "direct" or "direct" not in r else ""
-            lines.append("| " + " | ".join([
+            lines.append(common.md_row([
                 label, str(r["generation"]) if label else "", mode, f"{m['docs']:,}", fmt(m["mb"], ".2f"),
                 fmt(m["wall_s"], ".3f"), fmt(m["cpu_wall"], ".2f"), fmt(m["docs_s"], ",.0f"),
                 fmt(m["docs_s_cpu"], ",.0f"), fmt(m["mb_s"], ".2f"), fmt(m["mb_s_cpu"], ".2f"),
-                fmt(m["tokens_s"], ",.0f"), fmt(m["tokens_s_cpu"], ",.0f"), fmt(m["peak_rss_mb"], ".0f")]) + " |")
+                fmt(m["tokens_s"], ",.0f"), fmt(m["tokens_s_cpu"], ",.0f"), fmt(m["peak_rss_mb"], ".0f")]))
     return lines
 
 
@@ -825,47 +761,20 @@ def overhead_table(res: dict, cpu: bool = False) -> list[str]:
     sfx = "_cpu" if cpu else ""
     head = ["contender", f"direct {unit}", f"store {unit}", f"overhead {unit}", "overhead %", "setup", "fit",
             "score()", "scan + checks", "key cols + cast", "write frags", "commits", "other"]
-    lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    lines = [common.md_row(head), common.md_row(["---"] + ["---:"] * (len(head) - 1))]
     for key, r in res.items():
         if "overhead" not in r:
             continue
         d, s, o, t = r["direct"], r["store"], r["overhead"], r["store"]["timers"]
         k = "cpu" if cpu else "wall"
-        lines.append("| " + " | ".join([
+        lines.append(common.md_row([
             r["label"], fmt(d[f"{k}_s"], ".3f"), fmt(s[f"{k}_s"], ".3f"), fmt(o[f"{k}_s"], "+.3f"),
-            fmt(o[f"{k}_pct"], "+.0f"), *(fmt(t[b + sfx], ".3f") for b in BREAKDOWN)]) + " |")
+            fmt(o[f"{k}_pct"], "+.0f"), *(fmt(t[b + sfx], ".3f") for b in BREAKDOWN)]))
     return lines
 
 
 def machine() -> dict:
-    import importlib.metadata as md
-
-    info = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        info["cpu"] = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
-    except OSError:
-        info["cpu"] = platform.processor() or "?"
-    try:
-        info["loadavg_at_start"] = os.getloadavg()
-    except OSError:
-        pass
-    versions = {}
-    for p in ("pyarrow", "pylance", "numpy", "torch", "transformers", "sentence-transformers"):
-        try:
-            versions[p] = md.version(p)
-        except md.PackageNotFoundError:
-            pass
-    info["versions"] = versions
-    try:
-        info["commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                        text=True).stdout.strip()
-        # other work in progress in the same checkout: which curator files differ from the commit
-        info["uncommitted"] = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "curator"],
-                                             capture_output=True, text=True).stdout.splitlines()
-    except OSError:
-        pass
-    return info
+    return common.machine(("pyarrow", "pylance", "numpy", "torch", "transformers", "sentence-transformers"), git=True)
 
 
 def select(all_: list[Contender], only: str, quick: bool) -> list[Contender]:
@@ -896,9 +805,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_main(args.worker, args.out)
         return 0
 
-    msg = corpus.missing_data()
-    if msg:
-        print(msg)
+    if common.skip_without_data():
         return 0
     size = "quick" if args.quick else "full"
     chosen = select(contenders(), args.only, args.quick)
@@ -913,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [c for c in chosen if not c.models]
     print(f"store {meta['store']} ready ({time.perf_counter() - t_build:.1f} s); pinned to core "
           f"{args.core or '(none)'}", file=sys.stderr, flush=True)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = common.now()
     info = machine()
     results = {}
     for c in chosen:
@@ -941,11 +848,8 @@ def main(argv: list[str] | None = None) -> int:
     if notes:
         print()
         print("\n".join(notes))
-    out = {"date": started, "command": " ".join(sys.argv), "machine": info, "store": meta, "results": results}
-    target = RESULTS_JSON if not (args.only or args.quick) else RESULTS_JSON.with_name("bench_score_partial.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(out, indent=2, default=str))
-    print(f"\nresults written to {target}")
+    out = {**common.header(info, started), "store": meta, "results": results}
+    common.write_results("bench_score", out, partial=bool(args.only or args.quick))
     return 0
 
 

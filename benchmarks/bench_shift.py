@@ -18,21 +18,16 @@ OMP_NUM_THREADS, RAYON_NUM_THREADS, LANCE_CPU_THREADS = 1 and `pyarrow.set_cpu_c
 """
 from __future__ import annotations
 
-import os
+import common  # first: the thread settings below must precede numpy / pyarrow / polars imports
 
-for _var in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "RAYON_NUM_THREADS", "LANCE_CPU_THREADS",
-             "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+common.single_thread_env()
 
 import argparse
 import json
-import resource
+import os
 import shutil
 import statistics
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,20 +38,17 @@ RESULTS_JSON = corpus.CACHE / "bench_shift.json"
 
 def _pin(core: str | None) -> None:
     """Re-execute this script under `taskset -c CORE` once (no-op without taskset or when already pinned)."""
-    if not core or os.environ.get("CURATOR_BENCH_PINNED") or not shutil.which("taskset"):
+    prefix = common.taskset(core)
+    if not prefix or os.environ.get("CURATOR_BENCH_PINNED"):
         return
     os.environ["CURATOR_BENCH_PINNED"] = core
-    os.execvp("taskset", ["taskset", "-c", core, sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    os.execvp("taskset", [*prefix, sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
 def timed(fn, *a, **k):
-    w0, c0 = time.perf_counter(), time.process_time()
-    out = fn(*a, **k)
-    return out, time.perf_counter() - w0, time.process_time() - c0
+    with common.Clock() as c:
+        out = fn(*a, **k)
+    return out, c.wall, c.cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,16 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse-store", action="store_true", help="reuse benchmarks/.data/shift-store-N if present")
     ap.add_argument("--keep-store", action="store_true", help="do not delete the store at the end")
     args = ap.parse_args(argv)
-    msg = corpus.missing_data()
-    if msg:
-        print(msg)
+    if common.skip_without_data():
         return 0
     _pin(args.core)
-
-    import pyarrow as pa
-
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
+    common.pin()  # the process is already under taskset: Arrow's pools only
     from curator.ingest.pipeline import ingest
     from curator.ingest.readers import FieldMap
     from curator.resources import sql_dir
@@ -132,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                            "in_shift_report": path.stem in ("distinct_n", "concentration", "js_divergence",
                                                              "tail_loss", "length")}
     res["per_query"] = per_query
-    res["peak_rss_mb"] = _peak_rss_mb()
+    res["peak_rss_mb"] = common.peak_rss_mb()
     res["alarms"] = [r.metric for r in report if r.status == "alarm"]
 
     # ------------------------------------------------------------------ print
@@ -156,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\npeak RSS {res['peak_rss_mb']:.0f} MB\n")
     print(format_report(report))
 
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-           "results": res, "report": [r.__dict__ for r in report]}
+    out = {"date": common.now(), "command": " ".join(sys.argv), "results": res, "report": [r.__dict__ for r in report]}
     # Only the default size writes bench_shift.json; a smaller run does not overwrite its results.
     target = RESULTS_JSON if args.n == 500_000 else RESULTS_JSON.with_name(f"bench_shift_{args.n}.json")
     target.write_text(json.dumps(out, indent=2, default=str))

@@ -27,22 +27,14 @@ is kept. `cpu/wall` below 1 means the shared core was busy with someone else's w
 """
 from __future__ import annotations
 
-import os
+import common  # first: the thread settings below must precede numpy / pyarrow imports
 
-for _var in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-             "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+common.single_thread_env()
 
 import argparse
 import json
-import platform
 import re
-import subprocess
 import sys
-import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -51,7 +43,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH_DIR))
 import corpus  # noqa: E402
 
-RESULTS_JSON = corpus.CACHE / "bench_verifiers.json"
 MB = corpus.MB
 
 
@@ -83,23 +74,8 @@ def rows(target_mb: float, variant: str) -> tuple[list[str], list[str]]:
 # =========================================================================== workers (one per subprocess)
 
 
-def _one_core(core: int | None) -> None:
-    import pyarrow as pa
-
-    if core is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {core})
-    pa.set_cpu_count(1)
-    pa.set_io_thread_count(1)
-
-
-class _Clock:
-    def __enter__(self):
-        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.wall0
-        self.cpu = time.process_time() - self.cpu0
+_one_core = common.pin
+_Clock = common.Clock
 
 
 def w_curator(args: dict) -> dict:
@@ -214,39 +190,21 @@ WORKERS = {"curator": w_curator, "python": w_python, "code": w_code}
 
 
 def worker_main(name: str, args: dict, out: Path) -> None:
-    try:
-        result = WORKERS[name](args)
-    except Exception as e:  # noqa: BLE001 - the parent reports it
-        import traceback
-
-        result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    out.write_text(json.dumps(result, default=str))
+    common.write_worker_result(out, common.guarded(WORKERS[name], args))
 
 
 # =========================================================================== the parent
 
 
 def run_worker(name: str, args: dict, repeat: int = 1) -> dict:
-    best = None
-    for _ in range(repeat):
-        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
-            out = Path(tmp.name)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--args", json.dumps(args),
-               "--out", str(out)]
+    def once() -> dict:
         print(f"  running {name} {args} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-        try:
-            result = json.loads(out.read_text()) if out.stat().st_size else {}
-        finally:
-            out.unlink(missing_ok=True)
-        if proc.returncode != 0 and "error" not in result:
-            result = {"error": f"worker exited {proc.returncode}", "traceback": proc.stderr[-4000:]}
-        if "error" in result:
-            print(f"!! {name}: {result['error']}\n{result.get('traceback', '')}", file=sys.stderr)
-            return result
-        if best is None or result["wall_s"] < best["wall_s"]:
-            best = result
-    best["runs"] = repeat
+        return common.launch(__file__, ["--worker", name, "--args", json.dumps(args)])
+
+    best = common.best_of(once, repeat)
+    if "error" in best:
+        print(f"!! {name}: {best['error']}\n{best.get('traceback', '')}", file=sys.stderr)
+        return best
     s = best["wall_s"]
     best["docs_s"] = best["docs"] / s
     if "bytes" in best:
@@ -256,25 +214,7 @@ def run_worker(name: str, args: dict, repeat: int = 1) -> dict:
     return best
 
 
-def machine() -> dict:
-    info = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        info["cpu"] = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
-    except OSError:
-        info["cpu"] = platform.processor() or "?"
-    try:
-        info["loadavg_at_start"] = os.getloadavg()
-    except OSError:
-        pass
-    import importlib.metadata as md
-
-    info["versions"] = {p: md.version(p) for p in ("pyarrow",)}
-    return info
-
-
-def fmt(x, spec=".1f"):
-    return "-" if x is None else format(x, spec)
+fmt = common.fmt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker_main(args.worker, json.loads(args.args), args.out)
         return 0
-    msg = corpus.missing_data()
-    if msg:
-        print(msg)
+    if common.skip_without_data():
         return 0
     if args.quick:
         args.mb, args.code_samples, args.repeat = 5, 40, 1
@@ -349,12 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             if "mb_s" in cur and "mb_s" in py:
                 print(f"{variant}: curator (batches of {bs:,}) / plain Python = {cur['mb_s'] / py['mb_s']:.1f}x wall, "
                       f"{cur['mb_s_cpu'] / py['mb_s_cpu']:.1f}x cpu")
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
-           "machine": machine(), "results": results}
-    target = RESULTS_JSON if not (args.only or args.quick) else RESULTS_JSON.with_name("bench_verifiers_partial.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(out, indent=2, default=str))
-    print(f"\nresults written to {target}")
+    out = {**common.header(common.machine(("pyarrow",))), "results": results}
+    common.write_results("bench_verifiers", out, partial=bool(args.only or args.quick))
     return 0
 
 
