@@ -165,15 +165,18 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     return read_json(check_model_dir(path) / "config.json")
 
 
-def context_length(path: str | os.PathLike) -> int | None:
-    """The model's context length from its config.json (None when the config does not say)."""
+def context_length(path: str | os.PathLike, tokenizer: Any = None) -> int | None:
+    """The model's context length from its config.json; when the config does not say, the `model_max_length`
+    of `tokenizer` (if given and plausible); else None."""
     config = read_config(path)
     for section in (config, config.get("text_config") or {}):
         for key in _CONTEXT_KEYS:
             value = section.get(key)
             if isinstance(value, int) and value > 0:
                 return value
-    return None
+    # Tokenizers without a configured limit report a huge sentinel (int(1e30)): not a context.
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and limit < 10_000_000 else None
 
 
 def sentence_embedding_dim(path: str | os.PathLike) -> int | None:

@@ -48,7 +48,6 @@ picks vLLM on a CUDA device when it is installed, torch otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -56,16 +55,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import models
+from .. import teacher_forcing as tf
 from ..errors import UsageError
 from .base import Scorer
 from .registry import register
 
 BACKENDS = ("auto", "torch", "vllm")
-# Logits (rows x positions x vocabulary) one forward pass may produce: 2^28 float32 = 1 GiB. GPT-2's
-# 50k vocabulary at 1024 positions is 200 MB a row, so a batch of 16 full windows would need 3.3 GB.
-_LOGITS_BUDGET = 1 << 28
-# Selected logits turned into log-probabilities at a time: bounds the float32 temporaries of logsumexp.
-_LSE_BUDGET = 1 << 24
+# The windows, batching and logits budget live in `curator.teacher_forcing` (shared with the token editor);
+# `plan_windows` stays importable from here.
+plan_windows = tf.plan_windows
 
 
 @dataclass(frozen=True)
@@ -111,33 +109,6 @@ class _Runtime:
     vocab: int
 
 
-def _ragged(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For rows of the given lengths: each element's row and its index within the row (flattened)."""
-    total = int(lengths.sum())
-    rows = np.repeat(np.arange(len(lengths)), lengths)
-    starts = np.cumsum(lengths) - lengths
-    return rows, np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
-
-
-def plan_windows(lengths: np.ndarray, first: int, max_length: int, stride: int) -> dict[str, np.ndarray]:
-    """The sliding windows of documents of `lengths` tokens (prefix included), in document order.
-
-    Returns `doc`, `begin`, `end` (token positions within the document) and `scored` (how many of the window's
-    last tokens are scored) per window. `first` is the first position that may be scored (1, or the prefix
-    length). Windows start every `stride` tokens until one reaches the document's end; window j > 0 scores
-    the tokens after the end of window j - 1, so each position >= first is scored exactly once.
-    """
-    L = np.asarray(lengths, dtype=np.int64)
-    count = np.where(L <= max_length, 1, 1 + -(-(L - max_length) // stride))
-    doc, j = _ragged(count)
-    Ld = L[doc]
-    begin = j * stride
-    end = np.minimum(begin + max_length, Ld)
-    prev_end = np.where(j == 0, first, np.minimum((j - 1) * stride + max_length, Ld))
-    scored = np.maximum(end - prev_end, 0)
-    return {"doc": doc, "begin": begin, "end": end, "scored": scored}
-
-
 @register
 class Perplexity(Scorer):
     name = "perplexity_v1"
@@ -180,26 +151,11 @@ class Perplexity(Scorer):
                              f"(use backend=torch or backend=auto)")
         models.set_threads(cfg.threads, device)
         tokenizer = models.load_tokenizer(cfg.model)
-        context = models.context_length(cfg.model)
-        if context is None:
-            limit = getattr(tokenizer, "model_max_length", None)
-            context = limit if isinstance(limit, int) and limit < 10_000_000 else None
-        if context is None and cfg.max_length is None:
-            raise UsageError(f"perplexity_v1: the config of {cfg.model} gives no context length; set max_length")
-        if cfg.max_length is not None and context is not None and cfg.max_length > context:
-            raise UsageError(f"perplexity_v1: max_length={cfg.max_length} exceeds the context of {cfg.model} "
-                             f"({context} tokens)")
-        max_length = cfg.max_length or context
-        if backend == "vllm" and context is not None and max_length >= context:
-            max_length = context - 1  # vLLM rejects a prompt as long as its max_model_len
-        stride = cfg.stride if cfg.stride is not None else max(1, max_length // 2)
-        if stride >= max_length:
-            raise UsageError(f"perplexity_v1: stride={stride} must be less than max_length={max_length}")
         prefix = self._prefix(tokenizer)
-        if len(prefix) >= max_length:
-            raise UsageError(f"perplexity_v1: max_length={max_length} leaves no room after the {len(prefix)} "
-                             f"prefix token(s)")
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        # vLLM rejects a prompt as long as its max_model_len: its windows stay below the context.
+        max_length, stride, context = tf.window_sizes(
+            cfg.model, tokenizer, cfg.max_length, cfg.stride, prefix=len(prefix), first=max(1, len(prefix)),
+            below_context=backend == "vllm", label="perplexity_v1: ")
         if backend == "vllm":
             dtype = str(models.resolve_dtype(cfg.dtype, device)).removeprefix("torch.")
             model = models.load_vllm(cfg.model, dtype=dtype, max_model_len=context)
@@ -207,20 +163,16 @@ class Perplexity(Scorer):
         else:
             model = models.load_causal_lm(cfg.model, device=device, dtype=cfg.dtype)
             vocab = int(getattr(model.config, "vocab_size", 0) or len(tokenizer))
-        self._rt = _Runtime(backend, device, tokenizer, model, prefix, max_length, stride, int(pad_id), vocab)
+        self._rt = _Runtime(backend, device, tokenizer, model, prefix, max_length, stride,
+                            tf.pad_token_id(tokenizer), vocab)
 
     def _prefix(self, tokenizer: Any) -> list[int]:
         """The token ids to put in front of every text (see `add_bos` in the module docstring)."""
         if self.config.add_bos is False:
             return []
-        # What the tokenizer itself puts in front of a text: encode a probe with and without special tokens
-        # and keep what comes before the plain encoding (trailing specials, such as an eos, are not wanted).
-        probe = "Hello"
-        plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
-        full = tokenizer(probe, add_special_tokens=True)["input_ids"]
-        own = next((full[:k] for k in range(len(full) - len(plain) + 1) if full[k:k + len(plain)] == plain), [])
+        own = tf.own_prefix(tokenizer)
         if own or self.config.add_bos is None:
-            return list(own)
+            return own
         bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         if bos is None:
             raise UsageError(f"perplexity_v1: add_bos=true but the tokenizer of {self.config.model} has no bos "
@@ -234,77 +186,32 @@ class Perplexity(Scorer):
         assert rt is not None
         texts = pc.fill_null(batch.column("text"), "").to_pylist()
         n = len(texts)
-        encoded = rt.tokenizer(texts, add_special_tokens=False, return_attention_mask=False,
-                               verbose=False)["input_ids"] if n else []
-        text_lens = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
-        p = len(rt.prefix)
-        lengths = text_lens + p
-        # All documents' tokens (prefix included) in one flat array; doc_start[i] is document i's offset.
-        doc_start = np.cumsum(lengths) - lengths
-        flat = np.empty(int(lengths.sum()), dtype=np.int64)
-        rows, within = _ragged(text_lens)
-        flat[doc_start[rows] + p + within] = np.fromiter(chain.from_iterable(encoded), dtype=np.int64,
-                                                         count=int(text_lens.sum()))
-        for k, token in enumerate(rt.prefix):
-            flat[doc_start + k] = token
-
-        win = plan_windows(lengths, max(1, p), rt.max_length, rt.stride)
-        scored = win["scored"]
-        n_tokens = np.bincount(win["doc"], weights=scored, minlength=n).astype(np.int64)
-        # Windows are in document order, so exclusive sums of `scored` place each window's log-probs in one
-        # flat array that is also in document (and text) order.
-        out_offset = np.cumsum(scored) - scored
-        logprobs = np.empty(int(scored.sum()), dtype=np.float64)
-        live = np.flatnonzero(scored > 0)
-        if len(live):
-            starts = doc_start[win["doc"][live]] + win["begin"][live]
-            lens = win["end"][live] - win["begin"][live]
+        packed = tf.pack(rt.tokenizer, texts, rt.prefix)
+        wins = tf.windows(packed, max(1, len(rt.prefix)), rt.max_length, rt.stride)
+        n_tokens = np.bincount(wins.doc, weights=wins.scored, minlength=n).astype(np.int64)
+        # Log-probs land at their token's flat index; the windows own every position from `first` on exactly
+        # once and nothing before it, so the owned positions in flat order are the scored tokens in document
+        # (and text) order.
+        flat_logprobs = np.empty(len(packed.flat), dtype=np.float64)
+        if len(wins.lens):
             if rt.backend == "vllm":
-                self._score_vllm(flat, starts, lens, scored[live], out_offset[live], logprobs)
+                self._score_vllm(packed.flat, wins, flat_logprobs)
             else:
-                self._score_torch(flat, starts, lens, scored[live], out_offset[live], logprobs)
+                self._score_torch(packed.flat, wins, flat_logprobs)
+        logprobs = flat_logprobs[wins.owned()]
         return self._table(n, n_tokens, logprobs)
 
-    def _score_torch(self, flat: np.ndarray, starts: np.ndarray, lens: np.ndarray, scored: np.ndarray,
-                     out_offset: np.ndarray, out: np.ndarray) -> None:
-        """Run the windows through the model, longest first, and write each scored token's log-prob to `out`."""
+    def _score_torch(self, flat: np.ndarray, wins: tf.Windows, out: np.ndarray) -> None:
+        """Run the windows through the model and write each owned token's log-prob to `out` (flat index)."""
         import torch
 
         rt = self._rt
-        order = np.argsort(-lens, kind="stable")
-        i = 0
         with torch.inference_mode():
-            while i < len(order):
-                longest = int(lens[order[i]])
-                rows = max(1, min(self.config.batch_size, _LOGITS_BUDGET // max(1, longest * rt.vocab)))
-                pick = order[i:i + rows]
-                i += rows
-                b_lens, b_scored = lens[pick], scored[pick]
-                r, c = _ragged(b_lens)
-                ids = np.full((len(pick), longest), rt.pad_id, dtype=np.int64)
-                ids[r, c] = flat[np.repeat(starts[pick], b_lens) + c]
-                mask = np.zeros((len(pick), longest), dtype=np.int64)
-                mask[r, c] = 1
-                ids_t = torch.from_numpy(ids).to(rt.device)
-                logits = rt.model(input_ids=ids_t, attention_mask=torch.from_numpy(mask).to(rt.device),
-                                  use_cache=False).logits
-                # The scored tokens are the last `scored` of each window; token t is predicted at t - 1.
-                sr, sk = _ragged(b_scored)
-                tcol = np.repeat(b_lens - b_scored, b_scored) + sk
-                sr_t = torch.from_numpy(sr).to(rt.device)
-                tcol_t = torch.from_numpy(tcol).to(rt.device)
-                targets = ids_t[sr_t, tcol_t]
-                values = torch.empty(len(sr), dtype=torch.float32, device=rt.device)
-                step = max(1, _LSE_BUDGET // logits.shape[-1])
-                for s in range(0, len(sr), step):
-                    x = logits[sr_t[s:s + step], tcol_t[s:s + step] - 1].float()
-                    values[s:s + step] = (x.gather(1, targets[s:s + step, None]).squeeze(1)
-                                          - torch.logsumexp(x, dim=1))
-                dest = np.repeat(out_offset[pick], b_scored) + sk
-                out[dest] = values.cpu().numpy()
+            for block in tf.forward(rt.model, flat, wins, batch_size=self.config.batch_size, vocab=rt.vocab,
+                                    pad_id=rt.pad_id, device=rt.device):
+                out[block.dest] = tf.token_logprobs(block).cpu().numpy()
 
-    def _score_vllm(self, flat: np.ndarray, starts: np.ndarray, lens: np.ndarray, scored: np.ndarray,
-                    out_offset: np.ndarray, out: np.ndarray) -> None:
+    def _score_vllm(self, flat: np.ndarray, wins: tf.Windows, out: np.ndarray) -> None:
         """The same windows through vLLM: `prompt_logprobs=0` returns, for every prompt position but the first,
         a dict holding the actual token's Logprob (and no alternatives). vLLM schedules and batches the
         requests itself, so `batch_size` does not apply."""
@@ -315,15 +222,15 @@ class Perplexity(Scorer):
             params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
         except TypeError:
             params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-        windows = [flat[s:s + n] for s, n in zip(starts.tolist(), lens.tolist())]
+        windows = [flat[s:s + n] for s, n in zip(wins.starts.tolist(), wins.lens.tolist())]
         prompts = [{"prompt_token_ids": w.tolist()} for w in windows]
         results = rt.model.generate(prompts, params, use_tqdm=False)  # in the order of `prompts`
-        for w, k, offset, result in zip(windows, scored.tolist(), out_offset.tolist(), results):
+        for w, k, start, result in zip(windows, wins.scored.tolist(), wins.starts.tolist(), results):
             entries = result.prompt_logprobs
             m = len(w)
             # vLLM's output is Python objects per position: this loop is over tokens of the windows, the
             # form the results come in (no tensor to slice).
-            out[offset:offset + k] = [entries[t][int(w[t])].logprob for t in range(m - k, m)]
+            out[start + m - k:start + m] = [entries[t][int(w[t])].logprob for t in range(m - k, m)]
 
     def _table(self, n: int, n_tokens: np.ndarray, logprobs: np.ndarray) -> pa.Table:
         empty = n_tokens == 0

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import models
+from .. import teacher_forcing as tf
 from ..errors import UsageError
 from .base import Scorer
 from .registry import register
@@ -93,11 +94,7 @@ class RewardModel(Scorer):
         if labels not in (1, 2):
             raise UsageError(f"reward_model_v1: the model at {cfg.model} has {labels} labels; expected 1 (a scalar "
                              f"reward) or 2 (negative, positive)")
-        context = models.context_length(cfg.model)
-        max_length = cfg.max_length or context
-        if max_length is None:
-            limit = getattr(tokenizer, "model_max_length", None)
-            max_length = limit if isinstance(limit, int) and limit < 10_000_000 else None
+        max_length = cfg.max_length or models.context_length(cfg.model, tokenizer)
         if max_length is None:
             raise UsageError(f"reward_model_v1: the config of {cfg.model} gives no context length; set max_length")
         self._rt = {"device": device, "tokenizer": tokenizer, "model": model, "labels": labels,
@@ -145,27 +142,17 @@ class RewardModel(Scorer):
         starts[rows_enc] = np.cumsum(lens_enc) - lens_enc
         reward = np.zeros(n, dtype=np.float64)
         live = np.flatnonzero(lens > 0)
-        # Longest first: the first pass shows the peak memory; similar lengths share a batch (little padding).
-        order = live[np.argsort(-lens[live], kind="stable")]
         step = self.config.batch_size if rt["pad_id"] is not None else 1
         model, device = rt["model"], rt["device"]
         with torch.inference_mode():
-            for s in range(0, len(order), step):
-                pick = order[s:s + step]
-                b_lens = lens[pick]
-                width = int(b_lens.max())
-                rows = np.repeat(np.arange(len(pick)), b_lens)
-                cols = np.arange(int(b_lens.sum())) - np.repeat(np.cumsum(b_lens) - b_lens, b_lens)
-                src = np.repeat(starts[pick], b_lens) + cols
-                x = np.full((len(pick), width), rt["pad_id"] or 0, dtype=np.int64)
-                x[rows, cols] = flat[src]
-                mask = np.zeros_like(x)
-                mask[rows, cols] = 1
+            # Longest first, right-padded under an attention mask (the batching of `curator.teacher_forcing`).
+            for batch_rows in tf.length_batches(lens[live], step):
+                pick = live[batch_rows]
+                x, mask = tf.padded(flat, starts[pick], lens[pick], rt["pad_id"] or 0)
                 inputs = {"input_ids": torch.from_numpy(x).to(device),
                           "attention_mask": torch.from_numpy(mask).to(device)}
-                if flat_types is not None:
-                    tt = np.zeros_like(x)
-                    tt[rows, cols] = flat_types[src]
+                if flat_types is not None:  # padded with type 0, as the tokenizer pads
+                    tt, _ = tf.padded(flat_types, starts[pick], lens[pick], 0)
                     inputs["token_type_ids"] = torch.from_numpy(tt).to(device)
                 logits = model(**inputs).logits.float()
                 value = logits[:, 0] if rt["labels"] == 1 else logits[:, 1] - logits[:, 0]

@@ -80,7 +80,6 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +88,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import models
+from .. import teacher_forcing as tf
 from ..errors import UsageError
 from ..progress import NullReporter, Reporter
 from ..store import Store
 
 EDITOR = "toedit_v1"
 ORIGINS = ("human", "synthetic", "edited", "labeled")
-# Same budgets as perplexity_v1: logits of one forward pass (2^28 float32 = 1 GiB) and rows of logits turned
-# into log-probabilities at a time.
-_LOGITS_BUDGET = 1 << 28
-_LSE_BUDGET = 1 << 24
 # Source documents handled together: windows are length-sorted within a chunk, and its edits are written as
 # one set of Lance fragments.
 _CHUNK_ROWS = 2048
@@ -190,41 +186,17 @@ class _Prior:
     banned: Any             # bool tensor [vocab]: ids never drawn (special tokens, ids past the tokenizer)
 
 
-def _own_prefix(tokenizer: Any) -> list[int]:
-    """The tokens a tokenizer puts in front of a text by itself (perplexity_v1's `add_bos` unset): the prior
-    then sees documents the way it was trained."""
-    probe = "Hello"
-    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
-    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
-    return list(next((full[:k] for k in range(len(full) - len(plain) + 1) if full[k:k + len(plain)] == plain), []))
-
-
-def _windows(path: Path, tokenizer: Any, cfg: EditConfig, prefix: int) -> tuple[int, int]:
-    context = models.context_length(path)
-    if context is None:
-        limit = getattr(tokenizer, "model_max_length", None)
-        context = limit if isinstance(limit, int) and limit < 10_000_000 else None
-    if context is None and cfg.max_length is None:
-        raise UsageError(f"the config of {path} gives no context length; set max_length")
-    if cfg.max_length is not None and context is not None and cfg.max_length > context:
-        raise UsageError(f"max_length={cfg.max_length} exceeds the context of {path} ({context} tokens)")
-    max_length = cfg.max_length or context
-    stride = cfg.stride if cfg.stride is not None else max(1, max_length // 2)
-    if stride >= max_length:
-        raise UsageError(f"stride={stride} must be less than max_length={max_length}")
-    if prefix + 1 >= max_length:
-        raise UsageError(f"max_length={max_length} leaves no room after the {prefix} prefix token(s)")
-    return int(max_length), int(stride)
-
-
 def _load_prior(path: Path, cfg: EditConfig, device: str, dtype: str, threads: int | None) -> _Prior:
     import torch
 
     dev = models.resolve_device(device)
     models.set_threads(threads, dev)
     tokenizer = models.load_tokenizer(path)
-    prefix = _own_prefix(tokenizer)
-    max_length, stride = _windows(path, tokenizer, cfg, len(prefix))
+    # What the tokenizer itself puts in front of a text (perplexity_v1's `add_bos` unset): the prior then sees
+    # documents the way it was trained. Text position 0 is never decided, so the first is after the prefix.
+    prefix = tf.own_prefix(tokenizer)
+    max_length, stride, _ = tf.window_sizes(path, tokenizer, cfg.max_length, cfg.stride, prefix=len(prefix),
+                                            first=len(prefix) + 1)
     model = models.load_causal_lm(path, device=dev, dtype=dtype)
     vocab = int(model.get_output_embeddings().weight.shape[0])
     banned = torch.zeros(vocab, dtype=torch.bool)
@@ -233,19 +205,11 @@ def _load_prior(path: Path, cfg: EditConfig, device: str, dtype: str, threads: i
     banned[special] = True
     if bool(banned.all()):
         raise UsageError(f"the tokenizer of {path} has no ordinary token to draw")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    return _Prior(model, tokenizer, dev, prefix, max_length, stride, int(pad_id), vocab, banned.to(dev))
+    return _Prior(model, tokenizer, dev, prefix, max_length, stride, tf.pad_token_id(tokenizer), vocab,
+                  banned.to(dev))
 
 
 # --------------------------------------------------------------------------- vectorised helpers
-
-
-def _ragged(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For rows of the given lengths: each element's row and its index within the row (flattened)."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    rows = np.repeat(np.arange(len(lengths)), lengths)
-    starts = np.cumsum(lengths) - lengths
-    return rows, np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(starts, lengths)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -315,82 +279,39 @@ def edit_tokens(prior: _Prior, cfg: EditConfig, texts: list[str], keys: np.ndarr
     """Decide every position of `texts` (one teacher-forced pass) and draw the replacements."""
     import torch
 
-    from ..scorers.perplexity import plan_windows
-
     n = len(texts)
-    encoded = prior.tokenizer(texts, add_special_tokens=False, return_attention_mask=False,
-                              verbose=False)["input_ids"] if n else []
-    text_lens = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
-    p = len(prior.prefix)
-    lengths = text_lens + p
-    doc_start = np.cumsum(lengths) - lengths
-    flat = np.empty(int(lengths.sum()), dtype=np.int64)
-    rows, within = _ragged(text_lens)
-    text_at = doc_start[rows] + p + within          # flat index of each text token
-    flat[text_at] = np.fromiter(chain.from_iterable(encoded), dtype=np.int64, count=int(text_lens.sum()))
-    for k, token in enumerate(prior.prefix):
-        flat[doc_start + k] = token
-
+    packed = tf.pack(prior.tokenizer, texts, prior.prefix)
+    flat, p = packed.flat, len(prior.prefix)
     prob = np.full(len(flat), np.nan, dtype=np.float32)
-    # Eligible positions' top-k candidates (ids and logits / temperature), filled batch by batch.
+    # Eligible positions' top-k candidates (ids and logits / temperature), filled block by block.
     cand_at: list[np.ndarray] = []
     cand_ids: list[np.ndarray] = []
     cand_scores: list[np.ndarray] = []
 
     # Text position 0 has no text prefix: the first decided position is text position 1 (the paper's i > 1).
-    win = plan_windows(lengths, p + 1, prior.max_length, prior.stride)
-    scored = win["scored"]
-    live = np.flatnonzero(scored > 0)
-    starts = doc_start[win["doc"][live]] + win["begin"][live]
-    lens = win["end"][live] - win["begin"][live]
-    scored = scored[live]
-    order = np.argsort(-lens, kind="stable")
+    wins = tf.windows(packed, p + 1, prior.max_length, prior.stride)
     k = min(cfg.top_k, int((~prior.banned).sum()))
-    i = 0
     with torch.inference_mode():
-        while i < len(order):
-            longest = int(lens[order[i]])
-            nrows = max(1, min(cfg.batch_size, _LOGITS_BUDGET // max(1, longest * prior.vocab)))
-            pick = order[i:i + nrows]
-            i += nrows
-            b_lens, b_scored = lens[pick], scored[pick]
-            r, c = _ragged(b_lens)
-            ids = np.full((len(pick), longest), prior.pad_id, dtype=np.int64)
-            ids[r, c] = flat[np.repeat(starts[pick], b_lens) + c]
-            mask = np.zeros((len(pick), longest), dtype=np.int64)
-            mask[r, c] = 1
-            ids_t = torch.from_numpy(ids).to(prior.device)
-            logits = prior.model(input_ids=ids_t, attention_mask=torch.from_numpy(mask).to(prior.device),
-                                 use_cache=False).logits
-            # The decided tokens are the last `scored` of each window; token t is predicted at t - 1.
-            sr, sk = _ragged(b_scored)
-            tcol = np.repeat(b_lens - b_scored, b_scored) + sk
-            dest = np.repeat(starts[pick], b_scored) + tcol          # flat index of each decided token
-            sr_t = torch.from_numpy(sr).to(prior.device)
-            tcol_t = torch.from_numpy(tcol).to(prior.device)
-            targets = ids_t[sr_t, tcol_t]
-            step = max(1, _LSE_BUDGET // logits.shape[-1])
-            for s in range(0, len(sr), step):
-                x = logits[sr_t[s:s + step], tcol_t[s:s + step] - 1].float()
-                logp = x.gather(1, targets[s:s + step, None]).squeeze(1) - torch.logsumexp(x, dim=1)
-                pr = logp.exp()
-                prob[dest[s:s + step]] = pr.cpu().numpy()
-                elig = torch.nonzero(pr >= cfg.threshold).squeeze(1)
-                if len(elig):
-                    # Only eligible rows need candidates: the top-k of the drawable tokens.
-                    xe = x[elig].masked_fill(prior.banned, float("-inf"))
-                    top = torch.topk(xe, k, dim=1)
-                    cand_at.append(dest[s:s + step][elig.cpu().numpy()])
-                    cand_ids.append(top.indices.cpu().numpy())
-                    cand_scores.append((top.values / cfg.temperature).cpu().numpy().astype(np.float64))
+        for block in tf.forward(prior.model, flat, wins, batch_size=cfg.batch_size, vocab=prior.vocab,
+                                pad_id=prior.pad_id, device=prior.device):
+            pr = tf.token_logprobs(block).exp()
+            prob[block.dest] = pr.cpu().numpy()
+            elig = torch.nonzero(pr >= cfg.threshold).squeeze(1)
+            if len(elig):
+                # Only eligible rows need candidates: the top-k of the drawable tokens.
+                xe = block.logits[elig].masked_fill(prior.banned, float("-inf"))
+                top = torch.topk(xe, k, dim=1)
+                cand_at.append(block.dest[elig.cpu().numpy()])
+                cand_ids.append(top.indices.cpu().numpy())
+                cand_scores.append((top.values / cfg.temperature).cpu().numpy().astype(np.float64))
 
     new = flat.copy()
     eligible = np.zeros(len(flat), dtype=bool)
     if cand_at:
         at = np.concatenate(cand_at)
         cids = np.concatenate(cand_ids)
-        flat_doc = np.repeat(np.arange(n), lengths)
-        position = at - doc_start[flat_doc[at]] - p                  # text position, the noise's counter
+        flat_doc = np.repeat(np.arange(n), packed.lengths)
+        position = at - packed.doc_start[flat_doc[at]] - p           # text position, the noise's counter
         noise = gumbel_noise(keys[flat_doc[at]], position, cids)
         choice = np.argmax(np.concatenate(cand_scores) + noise, axis=1)
         new[at] = cids[np.arange(len(at)), choice]
@@ -399,7 +320,9 @@ def edit_tokens(prior: _Prior, cfg: EditConfig, texts: list[str], keys: np.ndarr
     if cfg.delete_below is not None:
         with np.errstate(invalid="ignore"):
             deleted = prob < cfg.delete_below                        # NaN (undecided) compares False
-    return _ChunkEdits(text_lens, flat[text_at], prob[text_at], eligible[text_at], new[text_at], deleted[text_at])
+    text_at = packed.text_at
+    return _ChunkEdits(packed.text_lens, flat[text_at], prob[text_at], eligible[text_at], new[text_at],
+                       deleted[text_at])
 
 
 # --------------------------------------------------------------------------- rows for the store
@@ -448,7 +371,7 @@ def _counts(ce: _ChunkEdits) -> dict[str, np.ndarray]:
 def _edit_rows(tokenizer: Any, ce: _ChunkEdits, sample_ids: np.ndarray, parent_ids: np.ndarray, written: np.ndarray,
                run_id: str) -> pa.Table:
     """`edits` rows (eligible positions and deletions) of the documents in `written`."""
-    doc, position = _ragged(ce.text_lens)
+    doc, position = tf.ragged(ce.text_lens)
     pick = (ce.eligible | ce.deleted) & written[doc]
     doc, position = doc[pick], position[pick]
     old, new, dele = ce.tokens[pick], ce.new[pick], ce.deleted[pick]
