@@ -84,7 +84,7 @@ class NearDedupConfig:
     bands: int = 14
     rows: int = 8
     seed: int = 1
-    tokenizer: str = "whitespace"
+    tokenizer: str = "word_v1"
     against: str = "earlier"
 
     def __post_init__(self) -> None:

@@ -461,6 +461,12 @@ def _hash_word_tokens(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
             active = active[ln[active] > 8 * k]
             if not len(active):
                 break
+            if len(active) <= _FEW_TOKENS and int(ln[active].max()) > 8 * (k + _PY_TAIL_WORDS):
+                # A few very long tokens (a base64 blob, a run of digits): one numpy round per 8 bytes would
+                # cost ~70 us each (9 s for a 1 MB token); the chain is sequential, so finish it in Python ints.
+                for i in active:
+                    h[i] = _finish_long_token(data, int(st[i]) + 8 * k, int(ln[i]) - 8 * k, int(h[i]))
+                break
             w = _gather_words(win, tail_win, tail_start, st[active] + 8 * k)
             _lowercase_ascii_words(w, np.empty_like(w))
             w &= _WORD_MASKS[np.minimum(ln[active] - 8 * k, 8)]
@@ -470,6 +476,30 @@ def _hash_word_tokens(data: np.ndarray, starts: np.ndarray, ends: np.ndarray,
             k += 1
         out[long] = h
     return out
+
+
+# The Python finish for long tokens: when at most this many tokens remain with more than this many words.
+_FEW_TOKENS = 4
+_PY_TAIL_WORDS = 256
+_M64 = (1 << 64) - 1
+
+
+def _finish_long_token(data: np.ndarray, start: int, length: int, h: int) -> int:
+    """The rest of one token's hash chain (words from byte `start`, `length` bytes), exactly as the numpy
+    rounds compute it: lowercase ASCII, zero-pad the last word, h = mix64(h ^ word) per word."""
+    raw = data[start:start + length]
+    padded = np.zeros(-(-length // 8) * 8, np.uint8)
+    padded[:length] = raw
+    padded[:length] |= (~raw >> 2) & 0x20  # the per-byte form of _lowercase_ascii_words
+    m1, m2 = int(_MIX_1), int(_MIX_2)
+    for w in padded.view("<u8").tolist():
+        x = h ^ w
+        x ^= x >> 30
+        x = (x * m1) & _M64
+        x ^= x >> 27
+        x = (x * m2) & _M64
+        h = x ^ (x >> 31)
+    return h
 
 
 def _gather_words(win: np.ndarray, tail_win: np.ndarray, tail_start: int, at: np.ndarray) -> np.ndarray:
