@@ -460,11 +460,13 @@ def demo(ctx: click.Context, out: str, corpus: str | None, seed: int) -> None:
 
 # Commands that live in their own modules (one per area), added to the group here.
 def _register_commands() -> None:
-    from . import cli_edit, cli_export, cli_select
+    from . import cli_edit, cli_export, cli_generate, cli_select, cli_train
 
+    cli_generate.register(cli)
     cli_select.register(cli)
     cli_edit.register(cli)
     cli_export.register(cli)
+    cli_train.register(cli)
 
 
 _register_commands()
