@@ -153,23 +153,27 @@ def plan_chunks(task: ScanTask, rows_per_chunk: int) -> list[Chunk]:
     return chunks
 
 
-# One scorer per worker process, set up on its first chunk (a failing setup then names the chunk's error
-# instead of breaking the pool in an initializer).
-_WORKER: dict[str, Scorer] = {}
+# The worker process's scorer (unpickled by the initializer) and whether its `setup` ran: setup happens on
+# the first chunk, so a failing setup surfaces as that chunk's error instead of breaking the pool.
+_WORKER_SCORER: Scorer | None = None
+_WORKER_READY = False
 
 
 def _worker_init(blob: bytes) -> None:
     import pickle
 
+    global _WORKER_SCORER
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _WORKER["scorer"] = pickle.loads(blob)
+    _WORKER_SCORER = pickle.loads(blob)
 
 
 def _worker_chunk(task: ScanTask, chunk: Chunk) -> pa.Table | None:
-    scorer = _WORKER["scorer"]
-    if not _WORKER.get("ready"):
+    global _WORKER_READY
+    scorer = _WORKER_SCORER
+    assert scorer is not None, "worker started without _worker_init"
+    if not _WORKER_READY:
         scorer.setup()
-        _WORKER["ready"] = scorer  # type: ignore[assignment]
+        _WORKER_READY = True
     frag = lance.dataset(task.uri, version=task.version).get_fragment(chunk.fragment_id)
     scan = frag.to_batches(columns=list(task.columns), filter=task.filter, offset=chunk.offset, limit=chunk.limit,
                            with_row_id=True, batch_size=max(task.batch_size, 1024))

@@ -382,19 +382,8 @@ def vllm_seed(key: int) -> int:
 def _vllm_generate(path: Path, tokenizer: Any, ids: list[list[int]], prompt_keys: np.ndarray, cfg: SamplingConfig,
                    dtype: str, options: dict[str, Any], bar: Any) -> list[list[int]]:
     """Completion token ids per (prompt, sample index), prompt-major, from vLLM (GPU)."""
-    models.offline()
     vllm = models.require("vllm", "vllm (pip install 'collapse-curator[gpu]')", "the vllm generation backend")
-    name = models.check_dtype(dtype)
-    engine_kwargs = {"model": str(path), "tokenizer": str(path), "dtype": name, "seed": cfg.seed, **options}
-
-    def load() -> Any:
-        try:
-            return vllm.LLM(**engine_kwargs)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot load {path} with vllm: {exc}") from exc
-
-    key = ("vllm-generate", json.dumps(engine_kwargs, sort_keys=True, default=str))
-    llm = models._cached(key, True, load)
+    llm = models.load_vllm(path, dtype=dtype, seed=cfg.seed, **options)
     # temperature 0 is vLLM's greedy decoding; top_k -1 (older versions) / 0 (newer) both mean "off": -1 is
     # accepted by every version.
     params = [vllm.SamplingParams(n=cfg.samples_per_prompt, temperature=cfg.temperature, top_p=cfg.top_p,

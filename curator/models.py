@@ -346,11 +346,13 @@ def vllm_available() -> bool:
 
 
 def load_vllm(path: str | os.PathLike, *, dtype: str | None = "auto", max_model_len: int | None = None,
-              gpu_memory_utilization: float = 0.85, seed: int = 0, cache: bool = True) -> Any:
+              gpu_memory_utilization: float = 0.85, seed: int = 0, cache: bool = True,
+              **engine_options: Any) -> Any:
     """A vLLM engine (`vllm.LLM`) for a local checkpoint. GPU only; one per process and configuration.
 
     `gpu_memory_utilization` below vLLM's 0.9 default leaves room for torch models (embeddings, a reward
-    model) in the same process.
+    model) in the same process. `engine_options` (tensor_parallel_size, data_parallel_size, ...) go to
+    `vllm.LLM` as they are.
     """
     offline()
     folder = check_model_dir(path)
@@ -362,9 +364,11 @@ def load_vllm(path: str | os.PathLike, *, dtype: str | None = "auto", max_model_
                                   "gpu_memory_utilization": gpu_memory_utilization}
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
+        kwargs.update(engine_options)
         try:
             return vllm.LLM(**kwargs)
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot load {folder} with vllm: {exc}") from exc
 
-    return _cached(("vllm", str(folder), name, max_model_len, gpu_memory_utilization, seed), cache, load)
+    options = json.dumps(engine_options, sort_keys=True, default=str)
+    return _cached(("vllm", str(folder), name, max_model_len, gpu_memory_utilization, seed, options), cache, load)

@@ -159,9 +159,9 @@ def _score_one(tx, scorer: Scorer, samples, where: str | None, present: pa.Table
     fragments, pending, pending_rows = [], [], 0
     for out in executor.run(scorer, task):
         n = out.num_rows
-        out = out.add_column(1, "config_hash", pa.array([config_hash] * n, pa.string()))
-        out = out.add_column(2, "run_id", pa.array([run_id] * n, pa.string()))
-        pending.append(out.cast(schema))
+        out = out.add_column(1, "config_hash", pa.repeat(pa.scalar(config_hash, pa.string()), n))
+        out = out.add_column(2, "run_id", pa.repeat(pa.scalar(run_id, pa.string()), n))
+        pending.append(out.cast(schema))  # the table's nullability and metadata (values are already typed)
         pending_rows += n
         bar.advance(n)
         if pending_rows >= WRITE_ROWS:

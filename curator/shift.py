@@ -141,7 +141,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from curator.embedding_drift import EmbeddingSums, drift_from_sums, embedding_drift  # noqa: F401  (public here too)
+from curator.embedding_drift import embedding_drift
 from curator.errors import UsageError
 from curator.store import catalog
 

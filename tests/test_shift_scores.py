@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curator import shift
+from curator import embedding_drift, shift
 from curator.errors import UsageError
 from tests.test_shift_sql import connect as ngram_connect
 from tests.test_shift_sql import samples_table
@@ -341,12 +341,12 @@ def test_pairwise_similarity_is_exact_against_a_double_loop() -> None:
     v = rng.normal(size=(23, 5)) * rng.uniform(0.1, 4, size=(23, 1)) + rng.normal(size=5)
     u = v / np.linalg.norm(v, axis=1, keepdims=True)
     loop = [float(u[i] @ u[j]) for i in range(len(u)) for j in range(len(u)) if i != j]
-    sums = shift.EmbeddingSums()
+    sums = embedding_drift.EmbeddingSums()
     sums.add(v[:10])
     sums.add(v[10:])  # in two batches, as the stream reads them
     assert sums.n == 23
     assert sums.pairwise_similarity() == pytest.approx(sum(loop) / len(loop), rel=1e-12)
-    one = shift.EmbeddingSums()
+    one = embedding_drift.EmbeddingSums()
     one.add(v[:1])
     assert one.pairwise_similarity() is None and one.pairwise_similarity_se() is None
 
@@ -369,7 +369,7 @@ def test_pairwise_similarity_se_is_the_group_jackknife(n: int, groups: int) -> N
     rng = np.random.default_rng(n)
     v = rng.normal(size=(n, 4)) + 1.0
     u = v / np.linalg.norm(v, axis=1, keepdims=True)
-    sums = shift.EmbeddingSums(groups=groups)
+    sums = embedding_drift.EmbeddingSums(groups=groups)
     for part in np.array_split(v, 3):  # batches that start mid-cycle of the groups
         sums.add(part)
     assert sums.pairwise_similarity_se() == pytest.approx(jackknife_loop(u, groups), rel=1e-9)
@@ -411,7 +411,7 @@ def test_embedding_drift_matches_reference(case, fixed) -> None:
     c = duckdb.connect()
     c.register("samples", samples_table(DOCS))
     c.register("scores_embedding_v1", embedding_table(embedding_rows(), fixed=fixed))
-    got = shift.embedding_drift(c, **case, config_hash="e1")
+    got = embedding_drift.embedding_drift(c, **case, config_hash="e1")
     want = ref_embedding(embedding_rows(), **case)
     assert set(got) == set(want)
     for key, value in want.items():
@@ -425,10 +425,10 @@ def test_embedding_noise_floor_predicts_the_distance_between_independent_samples
     mu = rng.normal(size=d)
     ratios = []
     for _ in range(200):
-        g, b = shift.EmbeddingSums(), shift.EmbeddingSums()
+        g, b = embedding_drift.EmbeddingSums(), embedding_drift.EmbeddingSums()
         g.add(mu + 1.5 * rng.normal(size=(n, d)))
         b.add(mu + 1.5 * rng.normal(size=(m, d)))
-        out = shift.drift_from_sums(g, b)
+        out = embedding_drift.drift_from_sums(g, b)
         ratios.append(out["centroid_distance"] / out["noise_floor"])
     assert 0.75 < float(np.mean(ratios)) < 1.05
 

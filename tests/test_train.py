@@ -14,7 +14,7 @@ from curator.ingest.pipeline import ingest
 from curator.store import Store
 from tests.scorers.tiny_models import TRAIN_TEXT, make_tiny_gpt2
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (a dependency of curator: a missing torch fails, never skips)
 pytestmark = pytest.mark.filterwarnings("ignore:lance is not fork-safe")
 
 # Held-out text from the training text's distribution (the mill and the village), never trained on.

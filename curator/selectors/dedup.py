@@ -15,12 +15,15 @@ selection; the kept ones carry the reason "exact_dedup ..." / "near_dedup ...".
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..dedup import minhash
+from ..dedup.minhash import MinHashConfig
 from ..errors import UsageError
 from .base import SelectContext, Selector, config_hash, keep
 from .registry import register
@@ -77,20 +80,23 @@ class ExactDedup(Selector):
 class NearDedupConfig:
     """MinHash LSH near-duplicate removal (curator.dedup.minhash): word shingles of `ngram` words,
     `num_perm` permutations in `bands` bands of `rows` (a pair of Jaccard similarity s collides in some
-    band with probability 1 - (1 - s^rows)^bands), `seed`; against: none, earlier or selected."""
+    band with probability 1 - (1 - s^rows)^bands), `seed`; against: none, earlier or selected.
+    The MinHash options and their defaults are those of `MinHashConfig`."""
 
-    ngram: int = 5
-    num_perm: int = 112
-    bands: int = 14
-    rows: int = 8
-    seed: int = 1
-    tokenizer: str = "word_v1"
+    ngram: int = MinHashConfig.ngram
+    num_perm: int = MinHashConfig.num_perm
+    bands: int = MinHashConfig.bands
+    rows: int = MinHashConfig.rows
+    seed: int = MinHashConfig.seed
+    tokenizer: str = MinHashConfig.tokenizer
     against: str = "earlier"
 
     def __post_init__(self) -> None:
         _check_against(self.against, "near_dedup_v1")
-        if self.bands * self.rows != self.num_perm:
-            raise UsageError(f"near_dedup_v1 bands * rows = {self.bands} * {self.rows} must equal num_perm {self.num_perm}")
+        self.minhash()  # MinHashConfig validates the MinHash options
+
+    def minhash(self) -> MinHashConfig:
+        return MinHashConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MinHashConfig)})
 
 
 @register
@@ -99,27 +105,15 @@ class NearDedup(Selector):
     description = "drop near-duplicates (MinHash LSH over word shingles), within the candidates and against earlier generations"
     Config = NearDedupConfig
 
-    def _engine(self):
-        try:
-            from ..dedup import minhash
-        except ImportError as exc:
-            raise UsageError(f"near_dedup_v1 needs curator.dedup.minhash, which this installation lacks: {exc}") from exc
-        c = self.config
-        cfg = minhash.MinHashConfig(ngram=c.ngram, num_perm=c.num_perm, bands=c.bands, rows=c.rows, seed=c.seed,
-                                    tokenizer=c.tokenizer)
-        return minhash, cfg
-
     def index_hash(self) -> str:
         """The `minhash` table's config_hash: the MinHash parameters only (not `against`), so every chain
         with the same hashing shares the stored band keys."""
-        c = self.config
-        return config_hash({"minhash": {"ngram": c.ngram, "num_perm": c.num_perm, "bands": c.bands,
-                                        "rows": c.rows, "seed": c.seed, "tokenizer": c.tokenizer}})
+        return config_hash({"minhash": dataclasses.asdict(self.config.minhash())})
 
     def _band_keys(self, ctx: SelectContext, ids: pa.Table) -> np.ndarray:
         """Band keys of the samples in `ids` (columns sample_id, generation), in that order: read from the
         `minhash` table where stored, computed (and queued for storing) for the rest."""
-        minhash, cfg = self._engine()
+        cfg = self.config.minhash()
         h = self.index_hash()
         ids = ids.append_column("i", pa.array(np.arange(ids.num_rows, dtype=np.int64)))
         # Read through Lance, not DuckDB: DuckDB's scan of a Lance dataset cannot push a filter over a
@@ -162,7 +156,6 @@ class NearDedup(Selector):
             old = ctx.sql(f"SELECT sample_id, generation FROM ({source}) WHERE generation < $g ORDER BY generation, sample_id",
                           {"g": int(gens.max())})
         old_keys = self._band_keys(ctx, old) if old.num_rows else None
-        minhash, _ = self._engine()
         dup = minhash.duplicate_of(new_keys, old_keys)
         unique = dup == -1
         if old_keys is not None:

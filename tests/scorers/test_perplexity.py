@@ -15,7 +15,7 @@ from curator.errors import UsageError  # noqa: E402
 from curator.scorers import create  # noqa: E402
 from curator.scorers.perplexity import Perplexity, plan_windows  # noqa: E402
 
-import tiny_models  # noqa: E402  (tests/scorers is on sys.path, see conftest)
+from tests.scorers import tiny_models  # noqa: E402
 
 LINES = [line for line in tiny_models.TRAIN_TEXT.splitlines() if line.strip()]
 

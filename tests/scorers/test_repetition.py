@@ -336,7 +336,6 @@ def test_real_documents_against_reference(real_docs: list[str], variant: str) ->
 def datatrove():
     """datatrove's GopherRepetitionFilter with a str.split() word tokenizer, and its fractions: the statements
     of GopherRepetitionFilter.filter, with each comparison replaced by the value it tests."""
-    pytest.importorskip("datatrove")
     import logging
 
     from datatrove.pipeline.filters.gopher_repetition_filter import (

@@ -13,7 +13,7 @@ from curator import models  # noqa: E402
 from curator.errors import UsageError  # noqa: E402
 from curator.scorers import create  # noqa: E402
 
-from tiny_models import REWARD_TEXTS  # noqa: E402  (tests/scorers is on sys.path, see conftest)
+from tests.scorers.tiny_models import REWARD_TEXTS  # noqa: E402
 
 PROMPTS = [p for p, _, _ in REWARD_TEXTS]
 TEXTS = [t for _, t, _ in REWARD_TEXTS]
@@ -114,7 +114,7 @@ def test_errors(tmp_path):
         create("reward_model_v1", {"model": str(tmp_path / "missing")})
     with pytest.raises(UsageError, match="option threshold='high'"):
         create("reward_model_v1", {"model": str(tmp_path), "threshold": "high"})
-    import tiny_models
+    from tests.scorers import tiny_models
 
     three = tiny_models.make_tiny_classifier(tmp_path / "three", num_labels=3, steps=0)
     with pytest.raises(UsageError, match="has 3 labels; expected 1 .* or 2"):
