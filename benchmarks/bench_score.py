@@ -60,7 +60,7 @@ statistics (scoring does not read them):
   gen 6  synthetic  1,000 GSM8K solutions of gen 2's recipe (one variant each) with their questions as
                     prompts (--quick 100): reward_model_v1 (pair encoding prompt + text).
 
-Models (built once into `benchmarks/.data/models/` with `tests/scorers/tiny_models.py`, nothing downloaded):
+Models (built once into `benchmarks/.data/models/` with `curator/tinylm.py`, nothing downloaded):
 `tiny-gpt2` (bench_models.py's recipe: 2 layers, width 64, 128 positions, 512-token BPE, 60 steps on 2,000 base
 documents) for perplexity_v1; `tiny-reward` (a GPT-2 sequence classifier, same size but 512 positions, a scalar
 head trained 60 steps on 64 correct vs 64 wrong-answer GSM8K solutions with their questions) for
@@ -334,8 +334,7 @@ def build_models(which: set[str]) -> None:
     """The tiny checkpoints the model contenders need (cached; a second run reuses them)."""
     if not which:
         return
-    sys.path.insert(0, str(REPO / "tests" / "scorers"))
-    import tiny_models
+    from curator import tinylm as tiny_models
 
     MODELS.mkdir(parents=True, exist_ok=True)
     tiny = MODELS / "tiny-gpt2"

@@ -80,6 +80,7 @@ class Store:
     def __init__(self, root: str | os.PathLike[str], *, create: bool = False) -> None:
         self.root = Path(root)
         self._runs_cache: tuple[int, pa.Table] | None = None
+        self._context: dict[str, Any] = {}
         if not (self.root / "runs.lance").exists():
             if not create:
                 raise StoreError(f"no curator store at {self.root} (no runs.lance); ingest data first to create one")
@@ -216,6 +217,20 @@ class Store:
 
     # ---- writing ---------------------------------------------------------------------------------
     @contextmanager
+    def annotate(self, **fields: Any) -> Iterator[None]:
+        """Every run committed inside the block carries `fields` in its args under "context".
+
+        The loop marks each step's runs with its arm, round and step this way: the mark commits atomically
+        with the step's own writes, so a rerun can tell a finished step from an interrupted one.
+        """
+        saved = self._context
+        self._context = {**saved, **fields}
+        try:
+            yield
+        finally:
+            self._context = saved
+
+    @contextmanager
     def transaction(self, command: str, args: dict[str, Any]) -> Iterator["Transaction"]:
         """Everything written inside commits together when the block ends, or not at all."""
         with WriterLock(self.root):
@@ -230,6 +245,8 @@ class Store:
                 if path.name.removesuffix(".lance") not in committed:
                     # A score table created by a writer that crashed before its run committed.
                     shutil.rmtree(path, ignore_errors=True)
+            if self._context:
+                args = {**args, "context": dict(self._context)}
             tx = Transaction(self, command, args, committed)
             for table in DATA_TABLES:
                 if table not in committed:

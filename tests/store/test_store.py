@@ -213,3 +213,19 @@ def test_run_log_is_compacted_and_stays_readable(tmp_path):
     assert [r["seq"] for r in reopened.runs().to_pylist()] == list(range(1, reopened.version() + 1))
     assert reopened.resolve("early") == 7
     assert reopened.read("rejects", as_of="early").num_rows == 6
+
+
+def test_annotate_marks_the_runs_committed_inside(tmp_path: Path) -> None:
+    store = Store(tmp_path / "st", create=True)
+    with store.annotate(loop="demo", arm="replace"):
+        with store.annotate(round=2, step="train"):
+            with store.transaction("eval", {"model": "m"}) as tx:
+                tx.summary = {"ok": 1}
+        with store.transaction("eval", {"model": "n"}):
+            pass
+    with store.transaction("eval", {"model": "o"}):
+        pass
+    args = [json.loads(a) for a in store.runs().sort_by("seq").column("args").to_pylist()[-3:]]
+    assert args[0]["context"] == {"loop": "demo", "arm": "replace", "round": 2, "step": "train"}
+    assert args[1]["context"] == {"loop": "demo", "arm": "replace"}
+    assert "context" not in args[2] and args[2]["model"] == "o"
