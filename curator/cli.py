@@ -373,12 +373,23 @@ def sql(ctx: click.Context, query: str | None, named: str | None, params: tuple[
 @cli.command()
 @click.option("--limit", default=50, show_default=True, help="Newest runs to show.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--lineage", is_flag=True, help="Instead: each checkpoint's lineage back to the human data, as trees.")
 @click.pass_context
-def log(ctx: click.Context, limit: int, fmt: str) -> None:
-    """The store's run log: every command that wrote, with the table versions it left and its tags."""
+def log(ctx: click.Context, limit: int, fmt: str, lineage: bool) -> None:
+    """The store's run log: every command that wrote, with the table versions it left and its tags.
+
+    With --lineage: for each trained checkpoint, the chain train <- export <- selection <- generate <- the
+    model that generated <- ... <- human ingest (generation 0), from the runs table.
+    """
     import pyarrow as pa
 
     store = _open(ctx)
+    if lineage:
+        from .lineage import format_trees, lineage as trees
+
+        found = trees(store)
+        click.echo(json.dumps(found, indent=1, default=str) if fmt == "json" else format_trees(found))
+        return
     runs = store.runs().to_pylist()[-limit:]
     tags: dict[int, list[str]] = {}
     for name, seq in store.tags().items():
@@ -460,13 +471,15 @@ def demo(ctx: click.Context, out: str, corpus: str | None, seed: int) -> None:
 
 # Commands that live in their own modules (one per area), added to the group here.
 def _register_commands() -> None:
-    from . import cli_edit, cli_export, cli_generate, cli_select, cli_train
+    from . import cli_edit, cli_export, cli_generate, cli_loop, cli_report, cli_select, cli_train
 
     cli_generate.register(cli)
     cli_select.register(cli)
     cli_edit.register(cli)
     cli_export.register(cli)
     cli_train.register(cli)
+    cli_loop.register(cli)
+    cli_report.register(cli)
 
 
 _register_commands()

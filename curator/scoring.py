@@ -164,6 +164,7 @@ def _score_one(tx, scorer: Scorer, samples, where: str | None, present: pa.Table
         pending.append(out.cast(schema))  # the table's nullability and metadata (values are already typed)
         pending_rows += n
         bar.advance(n)
+        crash_point("scoring-batch")  # a batch scored, nothing committed: the loop's resume tests kill here
         if pending_rows >= WRITE_ROWS:
             fragments += tx.write_fragments(table, pa.concat_tables(pending))
             pending, pending_rows = [], 0

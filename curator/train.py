@@ -35,6 +35,7 @@ import numpy as np
 from . import models
 from .errors import UsageError
 from .progress import NullReporter, Reporter
+from .store.faults import crash_point
 
 TRAIN_LOG = "train_log.jsonl"
 DEFAULT_BLOCK = 1024
@@ -301,6 +302,7 @@ def train(store: Any | None = None, *, export: str | Path, base: str | Path | No
         # Clipping keeps one bad batch (a long repeated synthetic sequence, say) from wrecking the weights.
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        crash_point("train-step")  # the loop's resume tests kill a run here, mid-training
         opt.zero_grad(set_to_none=True)
         losses.append(step_loss)
         log.append({"step": step + 1, "loss": step_loss, "lr": rate, "tokens": trained,
