@@ -310,7 +310,8 @@ class _Runner:
             mix = MixConfig(policy=arm.mix.policy, human_fraction=arm.mix.human_fraction, size=arm.mix.size,
                             previous=previous.selection if arm.mix.policy.startswith("accumulate") else None)
             res = select(self.store, generation=g, name=name, steps=build_steps(arm.select_specs()),
-                         mix_config=mix, seed=cfg.seed, origins=arm.select_options.origins)
+                         mix_config=mix, seed=cfg.seed, origins=arm.select_options.origins,
+                         lineage=[0] + [arm.generation(k) for k in range(1, r)])  # dedup within the arm only
             chain = " -> ".join(f"{s.selector} {s.rows_in}->{s.rows_out}" for s in res.steps) or "no chain"
             return f"{res.rows} row(s) ({chain}; mix {mix.policy})"
 

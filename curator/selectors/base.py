@@ -131,11 +131,16 @@ def parse_column(spec: str, *, default_column: str | None = None) -> ScoreColumn
 class SelectContext:
     """What a selector may read: the store pinned at the select run's starting version, plus the seed."""
 
-    def __init__(self, store: Any, con: duckdb.DuckDBPyConnection, *, generation: int, seed: int = 0) -> None:
+    def __init__(self, store: Any, con: duckdb.DuckDBPyConnection, *, generation: int, seed: int = 0,
+                 lineage: tuple[int, ...] | None = None) -> None:
         self.store = store
         self.con = con
         self.generation = generation
         self.seed = seed
+        # The generations a selector may compare against ("earlier" data); None = every generation. The loop
+        # keeps its arms in one store and passes each arm's own line (0 and its earlier rounds), so that one
+        # arm's samples never count as duplicates of another arm's.
+        self.lineage = None if lineage is None else tuple(sorted({int(g) for g in lineage}))
         # Rows a selector wants stored with the selection (the MinHash index, say): table -> batches,
         # written by the select run in its transaction.
         self.writes: dict[str, list[pa.Table]] = {}
@@ -149,6 +154,12 @@ class SelectContext:
         finally:
             for name in tables:
                 self.con.unregister(name)
+
+    def in_lineage(self, column: str = "generation") -> str:
+        """A SQL condition keeping rows of the lineage's generations ("true" when there is no lineage)."""
+        if self.lineage is None:
+            return "true"
+        return f"{column} IN ({', '.join(str(g) for g in self.lineage)})" if self.lineage else "false"
 
     def score_tables(self) -> dict[str, dict[str, str]]:
         """Score table -> {column: DuckDB type} of every `scores_*` view on the connection."""

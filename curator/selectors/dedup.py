@@ -69,7 +69,8 @@ class ExactDedup(Selector):
                 SELECT i FROM first AS c
                 WHERE r = 1
                   AND NOT EXISTS (SELECT 1 FROM ({earlier}) AS e
-                                  WHERE e.text_hash = c.text_hash AND e.generation < c.generation)
+                                  WHERE e.text_hash = c.text_hash AND e.generation < c.generation
+                                    AND {ctx.in_lineage("e.generation")})
                 ORDER BY i""", __cand=cand)
         mask = np.zeros(rows.num_rows, dtype=bool)
         mask[out.column("i").to_numpy()] = True
@@ -153,7 +154,8 @@ class NearDedup(Selector):
         if against != "none" and rows.num_rows:
             source = {"earlier": "SELECT sample_id, generation FROM samples",
                       "selected": "SELECT DISTINCT sample_id, generation FROM selections"}[against]
-            old = ctx.sql(f"SELECT sample_id, generation FROM ({source}) WHERE generation < $g ORDER BY generation, sample_id",
+            old = ctx.sql(f"SELECT sample_id, generation FROM ({source}) WHERE generation < $g AND {ctx.in_lineage()} "
+                          f"ORDER BY generation, sample_id",
                           {"g": int(gens.max())})
         old_keys = self._band_keys(ctx, old) if old.num_rows else None
         dup = minhash.duplicate_of(new_keys, old_keys)

@@ -129,25 +129,33 @@ def candidates(ctx: SelectContext, origins: tuple[str, ...] | None) -> pa.Table:
 
 
 def chain_config(generation: int, steps: tuple[Selector, ...], mix_cfg: MixConfig, seed: int,
-                 origins: tuple[str, ...] | None) -> dict[str, Any]:
-    return {"generation": generation, "origins": list(origins) if origins is not None else None, "seed": seed,
-            "chain": [{"selector": s.name, "config": s.config_dict()} for s in steps], "mix": asdict(mix_cfg)}
+                 origins: tuple[str, ...] | None, lineage: tuple[int, ...] | None = None) -> dict[str, Any]:
+    out = {"generation": generation, "origins": list(origins) if origins is not None else None, "seed": seed,
+           "chain": [{"selector": s.name, "config": s.config_dict()} for s in steps], "mix": asdict(mix_cfg)}
+    if lineage is not None:  # absent rather than null: chains without one keep their earlier config hash
+        out["lineage"] = sorted({int(g) for g in lineage})
+    return out
 
 
 def select(store: Store, *, generation: int, name: str, steps: tuple[Selector, ...] | list[Selector] = (),
            mix_config: MixConfig | None = None, seed: int = 0, origins: tuple[str, ...] | None = None,
-           tags: tuple[str, ...] = (), args: dict[str, Any] | None = None) -> SelectResult:
-    """Run the chain and the policy for `generation` and store the rows as selection `name` (one run)."""
+           tags: tuple[str, ...] = (), args: dict[str, Any] | None = None,
+           lineage: tuple[int, ...] | list[int] | None = None) -> SelectResult:
+    """Run the chain and the policy for `generation` and store the rows as selection `name` (one run).
+
+    `lineage`: the generations that dedup steps compare against as earlier data (default: every generation of
+    the store); the loop passes each arm's own line so that arms sharing a store stay apart."""
     _check_name(name)
     for tag in tags:
         validate_tag(tag)
     steps = tuple(steps)
     mix_cfg = mix_config or MixConfig()
-    chain = chain_config(generation, steps, mix_cfg, seed, origins)
+    lineage = None if lineage is None else tuple(lineage)
+    chain = chain_config(generation, steps, mix_cfg, seed, origins, lineage)
     digest = config_hash(chain)
     with store.transaction("select", {**chain, "name": name, "config_hash": digest, **(args or {})}) as tx:
         con = connect(store)
-        ctx = SelectContext(store, con, generation=generation, seed=seed)
+        ctx = SelectContext(store, con, generation=generation, seed=seed, lineage=lineage)
         known = ctx.sql("SELECT count(*) AS n FROM samples WHERE generation <= $g", {"g": generation})
         if known.column("n")[0].as_py() == 0:
             raise UsageError(f"no samples in generation {generation} or before; ingest them first")

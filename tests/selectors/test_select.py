@@ -134,3 +134,18 @@ def test_near_dedup_with_minhash(world):
     again = select(world.store, generation=2, name="nd", steps=[create("near_dedup_v1")])
     assert again.rows == res.rows
     assert connect(world.store).execute("SELECT count(*) FROM minhash").fetchone()[0] == P + 2 * P * K  # nothing rehashed
+
+
+def test_dedup_lineage_limits_what_counts_as_earlier(world):
+    # Generation 2 copies COPIES texts of generation 1. With a lineage that leaves the earlier generations out
+    # (another arm of a loop sharing the store), nothing earlier counts: the same rows as against=none.
+    for step in ("exact_dedup_v1", "near_dedup_v1"):
+        full = select(world.store, generation=2, name="lin-all", steps=[create(step)])
+        own = select(world.store, generation=2, name="lin-own", steps=[create(step)], lineage=[])
+        alone = select(world.store, generation=2, name="lin-none", steps=[create(step, {"against": "none"})])
+        assert own.rows == alone.rows > full.rows, step
+        assert own.config_hash != alone.config_hash != full.config_hash
+    with_g1 = select(world.store, generation=2, name="lin-g1", steps=[create("exact_dedup_v1")], lineage=[0, 1])
+    assert with_g1.rows == P * K - COPIES
+    without_g1 = select(world.store, generation=2, name="lin-g0", steps=[create("exact_dedup_v1")], lineage=[0])
+    assert without_g1.rows == P * K
