@@ -12,6 +12,7 @@ BUILTIN: dict[str, str] = {
     "threshold_v1": "rules:Threshold",
     "top_k_v1": "rules:TopK",
     "top_fraction_v1": "rules:TopFraction",
+    "reference_band_v1": "rules:ReferenceBand",
     "verifier_v1": "verifier:Verifier",
     "best_of_k_v1": "verifier:BestOfK",
     "exact_dedup_v1": "dedup:ExactDedup",

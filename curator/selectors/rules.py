@@ -169,3 +169,68 @@ class TopFraction(Selector):
         return keep(rows, (r >= 1) & (r <= k), f"top_fraction {c.fraction:g} {col} {'desc' if c.descending else 'asc'}{per}")
 
 
+
+
+@dataclass(frozen=True)
+class ReferenceBandConfig:
+    """column: scorer.column; lower / upper: quantiles in [0, 1] of the reference rows' values (None: no bound
+    on that side); reference_generation and reference_origin: the reference rows (default the human
+    generation 0); config_hash: the scorer config (needed when several)."""
+
+    column: str = ""
+    lower: float | None = 0.05
+    upper: float | None = 0.95
+    reference_generation: int = 0
+    reference_origin: str = "human"
+    config_hash: str | None = None
+    keep_missing: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.column:
+            raise UsageError("reference_band_v1 needs column (scorer.column), e.g. 'perplexity_v1.perplexity'")
+        for side in ("lower", "upper"):
+            q = getattr(self, side)
+            if q is not None and not 0.0 <= q <= 1.0:
+                raise UsageError(f"reference_band_v1 {side}={q}: expected a quantile in [0, 1] or none")
+        if self.lower is None and self.upper is None:
+            raise UsageError("reference_band_v1 needs lower, upper or both")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise UsageError(f"reference_band_v1 lower={self.lower} > upper={self.upper}")
+
+
+@register
+class ReferenceBand(Selector):
+    """Thresholds fixed against the human reference, not relative to the batch being filtered.
+
+    "Drop each batch's lowest quarter" keeps three quarters of a batch however degenerate it is; here the band
+    is the reference rows' own quantiles of the same score under the same config (a human document's
+    perplexity under the reference model, say), so a generation that drifts out of it loses every row that
+    left, and a healthy one loses only its tails.
+    """
+
+    name = "reference_band_v1"
+    description = "keep rows whose score lies inside the reference (human) rows' quantile band of that score"
+    Config = ReferenceBandConfig
+
+    def select(self, rows: pa.Table, ctx: SelectContext) -> pa.Table:
+        c = self.config
+        col = parse_column(c.column)
+        ref = ctx.sql("SELECT sample_id FROM samples WHERE generation = $g AND origin = $o ORDER BY sample_id",
+                      {"g": c.reference_generation, "o": c.reference_origin})
+        # The reference values under the config the candidates are read with (resolved on the candidates).
+        chosen = ctx.resolve_config(col, c.config_hash, rows.column("sample_id"))
+        ref_values = np.zeros(0)
+        if ref.num_rows:
+            ref_values = ctx.score_values(ref, col, chosen).to_numpy(zero_copy_only=False).astype(np.float64)
+            ref_values = ref_values[~np.isnan(ref_values)]
+        if ref_values.size == 0:
+            raise UsageError(f"reference_band_v1: no {col} scores for generation {c.reference_generation} "
+                             f"(origin {c.reference_origin}); score the reference rows with the same config first")
+        lo = float(np.quantile(ref_values, c.lower)) if c.lower is not None else -np.inf
+        hi = float(np.quantile(ref_values, c.upper)) if c.upper is not None else np.inf
+        values = ctx.score_values(rows, col, chosen)
+        v = values.to_numpy(zero_copy_only=False).astype(np.float64)
+        missing = np.isnan(v)
+        mask = np.where(missing, c.keep_missing, (v >= lo) & (v <= hi))
+        return keep(rows, mask, f"reference_band {col} in [{lo:.6g}, {hi:.6g}] "
+                                f"(quantiles {c.lower}, {c.upper} of generation {c.reference_generation} {c.reference_origin})")
