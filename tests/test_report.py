@@ -320,3 +320,20 @@ def test_report_renders_in_headless_chromium(page, tmp_path):
         near = np.abs(pixels.astype(int) - np.array(rgb)).sum(axis=-1) < 40
         assert near.sum() > 50, rgb
     assert not math.isnan(float(inked))
+
+
+def test_main_figure_is_a_standalone_svg_of_the_collected_values(data):
+    import xml.etree.ElementTree as ET
+
+    from curator.report import main_figure
+
+    root = ET.fromstring(main_figure(data))
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{ns}svg" and len(root.findall(f"{ns}svg")) == 3
+    points = {(e.get("data-metric"), e.get("data-series"), int(e.get("data-x"))): float(e.get("data-value"))
+              for e in root.iter() if e.get("data-x") is not None}
+    for arm in data.arms:
+        for r in arm.rounds:
+            assert points[("heldout_ppl", arm.name, r.round)] == pytest.approx(r.heldout_ppl, rel=1e-9)
+            assert points[("distinct_2", arm.name, r.round)] == pytest.approx(r.metrics["distinct_2"], rel=1e-9)
+            assert points[("js_divergence_2", arm.name, r.round)] == pytest.approx(r.metrics["js_divergence_2"], abs=1e-12)

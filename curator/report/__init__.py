@@ -12,9 +12,9 @@ from pathlib import Path
 from curator.store import Store
 
 from .collect import Arm, LineageRow, PplHistogram, ReportData, Round, collect, json_safe, summary_rows
-from .html import render
+from .html import main_figure, render
 
-__all__ = ["Arm", "LineageRow", "PplHistogram", "ReportData", "Round", "collect", "json_safe", "render", "summary_rows",
+__all__ = ["Arm", "LineageRow", "PplHistogram", "ReportData", "Round", "collect", "json_safe", "main_figure", "render", "summary_rows",
            "write_report"]
 
 

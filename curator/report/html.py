@@ -317,3 +317,26 @@ the JSON block <code>#report-data</code>.</footer>
 </body>
 </html>
 """
+
+
+MAIN_FIGURE = (Chart("heldout_ppl", "held-out perplexity (lower is better)", "perplexity", log_y=True, zero=False),
+               Chart("distinct_2", "distinct-2 of the generated text", "distinct / total 2-grams"),
+               Chart("js_divergence_2", "JS divergence to the human 2-grams", "JS divergence, bits"))
+
+
+def main_figure(data: ReportData) -> str:
+    """The collapse at a glance, as one standalone SVG file: held-out perplexity, distinct-2 and JS divergence
+    per arm and round, side by side (the README's picture of the demo; the page's charts, same data)."""
+    charts = [c for c in MAIN_FIGURE if _present(data, c.metric)]
+    width, height, gap = 360, 260, 12
+    total = len(charts) * width + (len(charts) - 1) * gap
+    body = []
+    for i, c in enumerate(charts):
+        svg = _chart(data, c)
+        # Nested <svg> elements keep each chart's own coordinate system; only the position changes.
+        body.append(svg.replace("<svg ", f'<svg x="{i * (width + gap)}" y="0" ', 1))
+    style = CSS[CSS.index(".chart text"):CSS.index(".chart .bar.ref")]
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {total} {height}" width="{total}" height="{height}" '
+            f'font-family="system-ui,-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif">'
+            f'<style>:root {{ --ink:#1d1d1f; --muted:#5f6368; }} .chart {{ background:#fafafa; }} {style}</style>'
+            f'<rect width="100%" height="100%" fill="#ffffff"/>{"".join(body)}</svg>')
