@@ -457,16 +457,21 @@ def tables(ctx: click.Context, as_of: str | None) -> None:
 
 # ---- demo -----------------------------------------------------------------------------------------
 @cli.command()
-@click.option("--out", default="demo-out", show_default=True, help="Directory for the demo's store and outputs.")
-@click.option("--corpus", default=None, type=click.Path(exists=True), help="Human corpus (text file) instead of the built-in one.")
+@click.option("--out", default="demo-out", show_default=True,
+              help="Directory for the demo's store, report.html, summary.json and main_plot.svg.")
+@click.option("--corpus", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Human corpus (a text file, documents split by blank lines) instead of the stdlib docstrings.")
+@click.option("--quick", is_flag=True, help="Fewer rounds and documents (the same design): a few minutes.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted demo in --out instead of starting afresh.")
 @click.option("--seed", default=0, show_default=True)
 @click.pass_context
-def demo(ctx: click.Context, out: str, corpus: str | None, seed: int) -> None:
-    """End-to-end example: ingest a human corpus and a synthetic generation, print the shift report."""
+def demo(ctx: click.Context, out: str, corpus: str | None, quick: bool, resume: bool, seed: int) -> None:
+    """Model collapse and its prevention: a tiny GPT-2 trained on its own outputs for several rounds in three
+    arms (replace, accumulate, curated), with the report to look at."""
     from .demo import run_demo
 
-    run_demo(Path(out), corpus=Path(corpus) if corpus else None, seed=seed, quiet=ctx.obj["quiet"],
-             echo=click.echo)
+    run_demo(Path(out), corpus=Path(corpus) if corpus else None, seed=seed, quick=quick, resume=resume,
+             quiet=ctx.obj["quiet"], echo=click.echo)
 
 
 # Commands that live in their own modules (one per area), added to the group here.

@@ -1,12 +1,27 @@
-"""`curator demo`: a small end-to-end run on a corpus every machine has.
+"""`curator demo`: model collapse and its prevention, end to end on CPU, in minutes.
 
-The human corpus is the Python standard library's own docstrings (or `--corpus FILE`, documents split by
-blank lines). Synthetic generations come from a word-bigram language model fitted on the previous
-generation and sampled at temperature 0.7, each generation trained only on the one before (the "replace"
-regime of the model-collapse experiments). Both are ingested into a fresh store and `shift` reports each
-synthetic generation against the human one: n-gram diversity falls and concentration rises generation after
-generation. The bigram model stands in for the GPT-2 loop of the full demo; everything else (store,
-statistics, SQL, shift) is the real pipeline.
+The experiment (a built-in `curator loop` config; `demo_config` returns it):
+
+- **Human data**: paragraphs of the Python standard library's own docstrings (every machine with Python has
+  them; nothing is downloaded), or `--corpus FILE` (documents split by blank lines). A fixed hash split holds
+  some out (`heldout.jsonl`): held-out perplexity is measured on it and nothing ever trains on it.
+- **Round 0**: a byte-level BPE tokenizer and a small GPT-2 are trained from scratch on the human documents
+  (the base model, shared by every arm).
+- **Rounds 1..R**, in each arm: the arm's latest model continues the first tokens of every human training
+  document (the generated text is a new generation in the store), the generation is scored (perplexity under
+  the base model, repetition), its shift against the human data recorded, a selector chain and a mixing policy
+  choose the next training set, which is exported and fine-tunes the arm's model for the next round; held-out
+  perplexity is measured after every round.
+- **Arms**: `replace` (train only on the newest generation, uncurated: the collapsing regime of Shumailov et
+  al.), `accumulate` (human data plus every generation so far: Gerstgrasser et al.), `curated` (thresholds fixed
+  against the human reference: perplexity under the base model inside the human documents' band and repetition
+  no worse than the human text's, near-duplicates removed, and a fixed human share of the training set; the
+  verify-and-select recipe of Feng et al.).
+
+What is shown: `summary.json` (per arm and round: held-out perplexity, distinct-2/3, JS divergence and more),
+`report.html` (the plots), `main_plot.svg` (the three key curves), and the store itself (`DIR/store`: every
+sample, score, selection, export and run; try `curator --store DIR/store log --lineage`). Settings were chosen
+by measurement so that the effect is visible within the time budget; see DEMO_SETTINGS for what and why.
 """
 from __future__ import annotations
 
@@ -16,8 +31,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 _STDLIB_MODULES = (
     "abc argparse ast asyncio base64 bisect calendar collections configparser contextlib copy csv dataclasses "
@@ -27,6 +41,10 @@ _STDLIB_MODULES = (
     "struct subprocess tarfile tempfile textwrap threading timeit tokenize traceback typing unittest urllib "
     "uuid warnings weakref xml zipfile zoneinfo"
 ).split()
+
+# What the summary table prints (summary.json holds every metric of the report).
+TABLE = ("heldout_ppl", "distinct_2", "distinct_3", "js_divergence_2")
+CURATION_STEPS = ("edit", "score", "shift", "select", "export")   # everything but generate, train and eval
 
 
 def stdlib_corpus() -> list[str]:
@@ -51,118 +69,122 @@ def stdlib_corpus() -> list[str]:
     return sorted(set(docs))
 
 
-class BigramModel:
-    """A word-bigram language model over observed continuations, sampled for whole batches at once.
-
-    Rows are kept sparse (CSR: each word's observed next words), and sampling with temperature is one
-    `searchsorted` per position over all documents: row r's tempered cumulative probabilities are stored
-    shifted by r, so `searchsorted(cum, state + u)` lands inside the right row.
-    """
-
-    def __init__(self, docs: list[str]) -> None:
-        tokens = [d.split() for d in docs]
-        self.vocab = sorted({t for doc in tokens for t in doc} | {"</s>"})
-        index = {t: i for i, t in enumerate(self.vocab)}
-        self.eos = index["</s>"]
-        ids = [[self.eos] + [index[t] for t in doc] + [self.eos] for doc in tokens]
-        prev = np.concatenate([np.array(d[:-1]) for d in ids])
-        nxt = np.concatenate([np.array(d[1:]) for d in ids])
-        v = len(self.vocab)
-        pairs, counts = np.unique(prev.astype(np.int64) * v + nxt, return_counts=True)
-        self.row = pairs // v
-        self.col = pairs % v
-        self.logc = np.log(counts.astype(np.float64))
-        self.indptr = np.searchsorted(self.row, np.arange(v + 1))
-
-    def _cumulative(self, temperature: float) -> np.ndarray:
-        w = np.exp((self.logc - self.logc.max()) / temperature)
-        row_sum = np.add.reduceat(w, self.indptr[:-1][np.diff(self.indptr) > 0])
-        totals = np.zeros(len(self.vocab))
-        totals[np.unique(self.row)] = row_sum
-        cum = np.cumsum(w) - np.repeat(np.concatenate([[0.0], np.cumsum(row_sum)[:-1]]), np.diff(self.indptr)[np.diff(self.indptr) > 0])
-        return self.row + cum / totals[self.row]
-
-    def sample(self, n_docs: int, *, temperature: float, max_words: int, rng: np.random.Generator) -> list[str]:
-        cum = self._cumulative(temperature)
-        state = np.full(n_docs, self.eos)
-        out = np.full((n_docs, max_words), self.eos)
-        alive = np.ones(n_docs, dtype=bool)
-        for pos in range(max_words):
-            pick = np.searchsorted(cum, state + rng.random(n_docs) * (1 - 1e-12))
-            pick = np.minimum(pick, np.minimum(self.indptr[state + 1] - 1, len(cum) - 1))
-            choice = self.col[pick]
-            if pos < 4:  # no empty documents
-                choice = np.where(choice == self.eos, state, choice)
-            out[:, pos] = np.where(alive, choice, self.eos)
-            alive &= choice != self.eos
-            state = choice
-        words = np.array(self.vocab, dtype=object)
-        return [" ".join(words[row[row != self.eos]]) for row in out]
-
-
-def _write_jsonl(path: Path, docs: list[str]) -> None:
-    with path.open("w") as fh:
-        for doc in docs:
-            fh.write(json.dumps({"text": doc}) + "\n")
-
-
-def run_demo(out: Path, *, corpus: Path | None = None, seed: int = 0, generations: int = 3, quiet: bool = False,
-             echo: Callable[[str], None] = print) -> list[dict]:
-    """Run the example; returns the summary rows (one per generation) and writes them to out/summary.json."""
-    from .ingest.pipeline import ingest
-    from .progress import reporter
-    from .shift import shift_report
-    from .store import Store
-    from .store.query import connect
-
-    out.mkdir(parents=True, exist_ok=True)
-    store_dir = out / "store"
-    shutil.rmtree(store_dir, ignore_errors=True)
-    store = Store(store_dir, create=True)
-    rng = np.random.default_rng(seed)
+def corpus_documents(corpus: Path | None) -> tuple[list[str], str]:
+    """(documents, where they came from): the stdlib docstrings, or a file split by blank lines."""
     if corpus is None:
-        human = stdlib_corpus()
-        source = "Python standard-library docstrings"
-    else:
-        human = [" ".join(p.split()) for p in re.split(r"\n\s*\n", corpus.read_text(errors="replace")) if p.strip()]
-        source = str(corpus)
-    human_file = out / "gen0_human.jsonl"
-    _write_jsonl(human_file, human)
-    echo(f"human corpus: {len(human)} documents from {source}")
+        return stdlib_corpus(), "Python standard-library docstrings"
+    from .errors import UsageError
+
+    if not corpus.is_file():
+        raise UsageError(f"--corpus {corpus}: no such file")
+    text = corpus.read_bytes().decode("utf-8", errors="replace")
+    docs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+    if len(docs) < 50:
+        raise UsageError(f"--corpus {corpus}: {len(docs)} document(s) (split by blank lines); the demo needs at "
+                         f"least 50")
+    return docs, str(corpus)
+
+
+# The experiment. Every number here was chosen by running it (benchmarks/RESULTS.md, section 5, and the
+# README's demo section say what was measured); `quick` trims rounds and data, not the design.
+DEMO_SETTINGS: dict[str, Any] = {
+    "max_documents": None,
+    "rounds": 4,
+    "vocab_size": 2048,
+    "model": {"n_layer": 2, "n_embd": 64, "n_head": 2, "n_positions": 128},
+    "base_train": {"epochs": 8, "lr": 3e-3, "batch_size": 16, "block_size": 128},
+    "round_train": {"steps": 48, "lr": 1e-3, "batch_size": 16, "block_size": 128},
+    "generate": {"prefix_tokens": 8, "samples_per_prompt": 1, "temperature": 0.7, "max_new_tokens": 32,
+                 "batch_size": 256},
+    "band": [0.1, 0.9],
+    "human_fraction": 0.5,
+}
+QUICK_SETTINGS: dict[str, Any] = {"max_documents": 1200, "rounds": 3}
+
+
+def demo_config(out: Path, human_file: Path, *, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    """The demo's loop config (a dict `curator loop` accepts; `--print-config` shows it as JSON)."""
+    s = {**DEMO_SETTINGS, **(QUICK_SETTINGS if quick else {})}
+    human: dict[str, Any] = {"path": str(human_file), "heldout_fraction": 0.1}
+    if s["max_documents"]:
+        human["max_documents"] = s["max_documents"]
+    lo, hi = s["band"]
+    return {
+        "loop": {"name": "demo", "workdir": str(out), "rounds": s["rounds"], "seed": seed, "threads": 1},
+        "human": human,
+        "base": {"vocab_size": s["vocab_size"], **s["model"], "train": dict(s["base_train"])},
+        "generate": dict(s["generate"]),
+        "score": {"scorers": ["perplexity_v1", "repetition_v1"],
+                  "perplexity_v1": {"model": "base", "batch_size": 64}},
+        "train": {"init": "previous", **s["round_train"]},
+        "eval": {"batch_size": 64},
+        "arm": [
+            {"name": "replace", "mix": {"policy": "replace"}},
+            {"name": "accumulate", "mix": {"policy": "accumulate"}},
+            {"name": "curated",
+             "select": [
+                 {"selector": "reference_band_v1", "column": "perplexity_v1.perplexity", "lower": lo, "upper": hi},
+                 {"selector": "near_dedup_v1"},
+             ],
+             "mix": {"policy": "accumulate", "human_fraction": s["human_fraction"]}},
+        ],
+    }
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.1f}" if metric == "heldout_ppl" else f"{value:.4f}"
+
+
+def step_times(result: Any) -> dict[str, float]:
+    """Seconds per step kind over every round that ran (round 0 included)."""
+    out: dict[str, float] = {}
+    for rec in result.records:
+        for step in rec.steps:
+            out[step.step] = out.get(step.step, 0.0) + step.seconds
+    return out
+
+
+def run_demo(out: Path, *, corpus: Path | None = None, seed: int = 0, quick: bool = False, resume: bool = False,
+             quiet: bool = False, echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run the demo into `out` (store, report.html, main_plot.svg, summary.json); returns the summary rows."""
+    from .loop import run_loop
+    from .progress import reporter
+    from .report import collect, main_figure, render, summary_rows
+
+    out = out.absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:  # a fresh experiment; --resume continues an interrupted one (same settings)
+        for name in ("store", "ckpt", "exports", "human", "tokenizer", "heldout.jsonl"):
+            path = out / name
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    docs, source = corpus_documents(corpus)
+    human_file = out / "human_corpus.jsonl"
+    with human_file.open("w", encoding="utf-8") as fh:
+        for doc in docs:
+            fh.write(json.dumps({"text": doc}, ensure_ascii=False) + "\n")
+    config = demo_config(out, human_file, quick=quick, seed=seed)
+    (out / "demo_config.json").write_text(json.dumps(config, indent=1) + "\n")
+    echo(f"human corpus: {len(docs)} documents from {source}; {config['loop']['rounds']} rounds x 3 arms "
+         f"({'quick' if quick else 'default'} settings)")
     with reporter(quiet) as progress:
-        ingest(store, [human_file], generation=0, origin="human", progress=progress)
-        previous = human
-        lengths = [len(d.split()) for d in human]
-        max_words = int(np.percentile(lengths, 90))
-        for g in range(1, generations + 1):
-            model = BigramModel(previous)
-            docs = model.sample(len(human), temperature=0.7, max_words=max_words, rng=rng)
-            path = out / f"gen{g}_synthetic.jsonl"
-            _write_jsonl(path, docs)
-            ingest(store, [path], generation=g, origin="synthetic", model="bigram-t0.7",
-                   decoding={"temperature": 0.7, "seed": seed, "trained_on": g - 1}, progress=progress)
-            echo(f"generation {g}: {len(docs)} samples from a bigram model fitted on generation {g - 1}")
-            previous = docs
-    con = connect(store)
-    summary = []
-    for g in range(1, generations + 1):
-        rows = {r.metric: r for r in shift_report(con, g, 0)}
-        if g == 1:
-            summary.append({"generation": 0, **{m: rows[m].baseline for m in _SUMMARY}, "alarms": 0})
-        summary.append({"generation": g, **{m: rows[m].value for m in _SUMMARY},
-                        "alarms": sum(r.status == "alarm" for r in rows.values())})
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        result = run_loop(config, progress=progress, echo=echo, quiet=quiet)
+    data = collect(result.store)
+    (out / "report.html").write_text(render(data), encoding="utf-8")
+    (out / "main_plot.svg").write_text(main_figure(data), encoding="utf-8")
+    rows = summary_rows(data)
+    (out / "summary.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
+    times = step_times(result)
     echo("")
-    echo(f"{'gen':>3} " + " ".join(f"{m:>16}" for m in _SUMMARY) + f" {'alarms':>6}")
-    for row in summary:
-        echo(f"{row['generation']:>3} " + " ".join(f"{_fmt(row[m]):>16}" for m in _SUMMARY) + f" {row['alarms']:>6}")
+    echo(f"{'arm':<11} {'gen':>3} " + " ".join(f"{m:>15}" for m in TABLE))
+    for row in rows:
+        echo(f"{row['arm']:<11} {row['generation']:>3} " + " ".join(f"{_fmt(row.get(m), m):>15}" for m in TABLE))
+    total = sum(times.values())
+    curation = sum(v for k, v in times.items() if k in CURATION_STEPS)
     echo("")
-    echo(f"store: {store_dir}   try: curator --store {store_dir} shift --generation {generations}")
-    return summary
-
-
-_SUMMARY = ("distinct_2", "distinct_3", "top_bucket_mass_2", "js_divergence_2", "tail_loss_3")
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    echo("time by step: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(times.items(), key=lambda kv: -kv[1])))
+    echo(f"curation (score, shift, select, export{', edit' if 'edit' in times else ''}): {curation:.1f}s of "
+         f"{total:.1f}s ({100 * curation / total if total else 0:.0f}%)")
+    echo(f"wrote {out / 'report.html'}, {out / 'summary.json'}, {out / 'main_plot.svg'}; store: {out / 'store'}")
+    return rows

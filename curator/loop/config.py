@@ -25,7 +25,8 @@ Decisions:
 - Arm overrides are shallow merges onto the top-level table (`[arm.train] lr = 1e-3` changes only lr), except
   `select`, a chain, which an arm replaces as a whole (`select = []`: keep every candidate), and `score`, whose
   `scorers` list is replaced while per-scorer option tables merge. Without any `[[arm]]` the loop has one
-  arm, "main", with the top-level tables.
+  arm, "main", with the top-level tables. In train tables, `steps` and `epochs` are alternatives: an override
+  naming one drops the other it inherited (`[base.train] epochs = 8` under a top-level `steps = 48`).
 - Relative paths resolve against the current directory (as every CLI path does) and are stored absolute,
   so the config hash, which a resumed loop must match, names the same files wherever the rerun starts.
 - Arm names are tag-safe, unique, and not "base" (the shared round 0) or "store" (the report's name for a
@@ -288,7 +289,7 @@ def load_config(config: str | Path | dict[str, Any], *, overrides: dict[str, Any
 
     train_top = _table(w, data, "train")
     base_t = _table(w, data, "base")
-    base_train = {**train_top, **_table(w, base_t, "train", "[base.train]")}
+    base_train = _override_train(train_top, _table(w, base_t, "train", "[base.train]"))
     base_t = {k: v for k, v in base_t.items() if k != "train"}
     base = _build(w, "[base]", BaseConfig, base_t)
     base = dataclasses.replace(base, train=_train(w, "[base.train]", base_train),
@@ -335,7 +336,7 @@ def _arm(w: _Where, index: int, arm_t: dict[str, Any], top: dict[str, Any]) -> A
     def merged(key: str) -> dict[str, Any]:
         base = _table(w, top, key, f"[{key}]")
         over = _table(w, arm_t, key, f"{label} {key}")
-        return {**base, **over}
+        return _override_train(base, over) if key == "train" else {**base, **over}
 
     where = f"{label} "
     generate = _build(w, where + "generate", GenerateConfig, merged("generate"))
@@ -374,6 +375,16 @@ def _arm(w: _Where, index: int, arm_t: dict[str, Any], top: dict[str, Any]) -> A
     train = _train(w, where + "train", merged("train"))
     return ArmConfig(name=name, index=index, generate=generate, score=score, select=chain,
                      select_options=sel_opts, mix=mix, edit=edit, train=train)
+
+
+def _override_train(inherited: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` onto `inherited`; steps and epochs are alternatives, so naming one drops the inherited other."""
+    out = dict(inherited)
+    if "steps" in over:
+        out.pop("epochs", None)
+    if "epochs" in over:
+        out.pop("steps", None)
+    return {**out, **over}
 
 
 def _train(w: _Where, where: str, table: dict[str, Any]) -> TrainConfig:
