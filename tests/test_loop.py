@@ -215,7 +215,9 @@ def test_rerun_of_a_finished_loop_only_reads(uninterrupted):
     assert all(s.resumed for r in again.records for s in r.steps)
 
 
-@pytest.mark.parametrize("crash_at", ["train-step", "scoring-batch"])
+# The first hits are in the shared base round; "@n" kills at the n-th hit: train-step@40 falls in round 1's
+# third training run (base 30 steps, then 8 per arm and round), scoring-batch@5 in a later round's scoring.
+@pytest.mark.parametrize("crash_at", ["train-step", "scoring-batch", "train-step@40", "scoring-batch@5"])
 def test_resume_after_a_kill_gives_the_same_result(uninterrupted, tmp_path, crash_at):
     path = write_config(tmp_path)
     env = {**os.environ, "CURATOR_CRASH_AT": crash_at, "OMP_NUM_THREADS": "1"}
