@@ -279,11 +279,66 @@ class GumbelSampler:
 
         step = input_ids.shape[1] - self.prompt_len
         a = _mix64_t(self.keys ^ _signed(step * _GOLDEN))
-        h = _mix64_t(a[:, None] ^ self.tok_term[None, : scores.shape[1]])
+        tokens = torch.arange(scores.shape[1], device=scores.device)[None, :]
+        return (scores.to(torch.float64) + self._gumbel(a[:, None], tokens)).to(scores.dtype)
+
+    def _gumbel(self, a: Any, token_ids: Any) -> Any:
+        """Gumbel(0, 1) noise of (row key `a`, token id) for every token id given (float64)."""
+        import torch
+
+        h = _mix64_t(a ^ self.tok_term[token_ids])
         # 53 random bits -> u in (0, 1), then Gumbel(0, 1); float64 so that -log(-log u) keeps its tails.
         u = (((h >> 11) & ((1 << 53) - 1)).to(torch.float64) + 0.5) * (1.0 / (1 << 53))
-        g = -torch.log(-torch.log(u))
-        return (scores.to(torch.float64) + g).to(scores.dtype)
+        return -torch.log(-torch.log(u))
+
+
+class TruncatedGumbelSampler(GumbelSampler):
+    """Temperature, top-k and top-p, then Gumbel-max, in one processor, without sorting the vocabulary.
+
+    Draws what `TemperatureLogitsWarper` + `TopKLogitsWarper` + `TopPLogitsWarper` + `GumbelSampler` draw (a
+    token's noise depends only on its id), at a fraction of the cost: transformers' top-p sorts the whole
+    vocabulary at every step, which cost more than the tiny models' forward pass. Gumbel-max over a set is the
+    argmax of the perturbed logits over that set, so the draw is found by rejection instead: take the argmax
+    c over every (top-k) token; c is in the nucleus when the probability mass of the tokens strictly more
+    likely than c is below `top_p` (transformers' rule; the most likely token always is); if not, neither is
+    any token at most as likely as c, so those are dropped and the argmax taken again. A row needs 1 / top_p
+    rounds on average, each one O(vocabulary). Top-k keeps every token tied with the k-th logit, as
+    transformers does; probabilities are float64, so a token exactly on the nucleus edge may differ from
+    transformers' float32 sums. Returns 0 at the drawn token and -inf elsewhere (greedy search takes it).
+    """
+
+    def __init__(self, keys: Any, prompt_len: int, vocab: int, device: Any, *, temperature: float, top_k: int,
+                 top_p: float) -> None:
+        super().__init__(keys, prompt_len, vocab, device)
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        logits = scores.to(torch.float64) / self.temperature
+        rows, vocab = logits.shape
+        if self.top_k and self.top_k < vocab:
+            kth = torch.topk(logits, self.top_k, dim=1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        step = input_ids.shape[1] - self.prompt_len
+        a = _mix64_t(self.keys ^ _signed(step * _GOLDEN))
+        tokens = torch.arange(vocab, device=logits.device)[None, :]
+        perturbed = logits + self._gumbel(a[:, None], tokens)
+        choice = perturbed.argmax(1)
+        if self.top_p < 1:
+            probs = torch.softmax(logits, dim=1)
+            todo = torch.arange(rows, device=logits.device)
+            while todo.numel():
+                p = probs[todo]
+                pc = p.gather(1, choice[todo, None])
+                outside = (p * (p > pc)).sum(1) >= self.top_p
+                todo = todo[outside]
+                if not todo.numel():
+                    break
+                perturbed[todo] = perturbed[todo].masked_fill(probs[todo] <= pc[outside], float("-inf"))
+                choice[todo] = perturbed[todo].argmax(1)
+        out = torch.full(scores.shape, float("-inf"), dtype=scores.dtype, device=scores.device)
+        return out.scatter_(1, choice[:, None], 0.0)
 
 
 # --------------------------------------------------------------------------- backends
@@ -316,8 +371,7 @@ def _hf_generate(path: Path, tokenizer: Any, ids: list[list[int]], keys: np.ndar
     """Completion token ids per (prompt, sample index), prompt-major, cut at the first eos."""
     import torch
     from transformers import GenerationConfig, LogitsProcessorList
-    from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
-                                                        TopPLogitsWarper)
+    from transformers.generation.logits_process import TemperatureLogitsWarper
 
     from .teacher_forcing import pad_token_id
 
@@ -352,13 +406,13 @@ def _hf_generate(path: Path, tokenizer: Any, ids: list[list[int]], keys: np.ndar
             width = input_ids.shape[1]
             mask = (torch.arange(width)[None, :] >= (width - lens)[:, None]).long()
             procs = LogitsProcessorList()
-            if cfg.temperature > 0:
+            row_keys_t = keys_t[torch.from_numpy(rows)].to(dev)
+            if cfg.temperature > 0 and (cfg.top_k or cfg.top_p < 1):
+                procs.append(TruncatedGumbelSampler(row_keys_t, width, vocab, dev, temperature=cfg.temperature,
+                                                    top_k=cfg.top_k, top_p=cfg.top_p))
+            elif cfg.temperature > 0:
                 procs.append(TemperatureLogitsWarper(cfg.temperature))
-                if cfg.top_k:
-                    procs.append(TopKLogitsWarper(cfg.top_k))
-                if cfg.top_p < 1:
-                    procs.append(TopPLogitsWarper(cfg.top_p))
-                procs.append(GumbelSampler(keys_t[torch.from_numpy(rows)].to(dev), width, vocab, dev))
+                procs.append(GumbelSampler(row_keys_t, width, vocab, dev))
             gen = model.generate(input_ids=input_ids.to(dev), attention_mask=mask.to(dev),
                                  generation_config=gen_cfg, logits_processor=procs)
             new = gen[:, width:].cpu()

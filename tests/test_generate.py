@@ -253,3 +253,34 @@ def test_cli(tmp_path, lm):
     assert bad.exit_code == 2 and "generation must be" in bad.output
     res = runner.invoke(cli, ["generate", "--help"], obj={})
     assert res.exit_code == 0 and "--samples-per-prompt" in res.output
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 0, 0.8), (0.7, 0, 0.95), (1.0, 40, 1.0),
+                                                       (0.9, 40, 0.6), (1.3, 0, 0.97)])
+def test_truncated_sampler_draws_what_the_transformers_warpers_draw(temperature, top_k, top_p):
+    import torch
+    from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
+                                                        TopPLogitsWarper)
+
+    from curator.generate import GumbelSampler, TruncatedGumbelSampler
+
+    gen = torch.Generator().manual_seed(0)
+    vocab, rows = 1000, 64
+    # peaked rows, and flat ones where the first argmax often falls outside the nucleus (rejection rounds)
+    scores = torch.randn(rows, vocab, generator=gen) * torch.tensor([6.0] * 32 + [0.05] * 32)[:, None]
+    keys = torch.arange(rows, dtype=torch.int64) * 7919 + 11
+    drawn = 0
+    for step in range(20):
+        ids = torch.zeros(rows, 3 + step, dtype=torch.long)
+        fast = TruncatedGumbelSampler(keys, 3, vocab, "cpu", temperature=temperature, top_k=top_k, top_p=top_p)(
+            ids, scores)
+        ref = TemperatureLogitsWarper(temperature)(ids, scores.clone())
+        if top_k:
+            ref = TopKLogitsWarper(top_k)(ids, ref)
+        if top_p < 1:
+            ref = TopPLogitsWarper(top_p)(ids, ref)
+        ref = GumbelSampler(keys, 3, vocab, "cpu")(ids, ref)
+        assert torch.equal(fast.argmax(1), ref.argmax(1)), step                  # the same draw
+        assert torch.isfinite(fast).sum(1).eq(1).all()                            # one token, 0 there
+        drawn += len(set(fast.argmax(1)[32:].tolist()))
+    assert drawn > 20 * 20  # the flat rows really draw different tokens step after step
