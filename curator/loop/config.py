@@ -103,7 +103,7 @@ class GenerateConfig:
     top_p: float = 1.0
     max_new_tokens: int = 64
     batch_size: int = 64
-    seed: int | None = None          # default: [loop] seed; generation g samples with seed + g
+    seed: int | None = None          # default: [loop] seed; round r samples with seed + r (every arm)
     backend: str = "auto"
     device: str = "auto"
     dtype: str = "auto"

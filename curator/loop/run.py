@@ -8,12 +8,12 @@ the base model (from scratch: a BPE tokenizer trained on those documents and a G
 round r writes generation 100 * i + r; see `curator/loop/config.py`):
 
 - generate: the arm's previous checkpoint (round 1: the base) continues prefixes of the human documents;
-  sampling seed = `[generate] seed` (default `[loop] seed`) + g. Every (arm, round) draws its own noise: with
-  one seed for all arms, round 1 of every arm (same base model, same prompts) would be the same texts, and
-  a dedup step against earlier generations (`exact_dedup_v1`, `near_dedup_v1`, which look at every earlier
-  generation of the store, other arms' included) would drop all of arm 2's round 1 as copies of arm 1's;
+  sampling seed = `[generate] seed` (default `[loop] seed`) + r, the same in every arm (common random
+  numbers: round 1 of every arm is the same texts, and later rounds differ only through what each arm chose
+  to train on). Dedup steps compare within the arm's own line (`select(lineage=...)`), so the shared texts of
+  another arm never count as duplicates;
 - edit (when `[edit] enabled`): the base model, as prior, token-edits the human documents into the same
-  generation (origin "edited"; seed `[edit] seed` + g), so the chain sees generated and edited candidates side by side;
+  generation (origin "edited"; seed `[edit] seed` + r), so the chain sees generated and edited candidates side by side;
 - score: the arm's scorers over generations 0 and g (generation 0 is scored once per scorer config:
   scoring is incremental), so the shift report has score-based metrics against the human baseline and
   thresholds can be fixed against the human reference; an option value "base" is the base checkpoint;
@@ -272,7 +272,7 @@ class _Runner:
         gen = arm.generate
 
         def do_generate() -> str:
-            seed = (gen.seed if gen.seed is not None else cfg.seed) + g
+            seed = (gen.seed if gen.seed is not None else cfg.seed) + r
             res = generate(self.store, model=previous.checkpoint, generation=g, prompts_from=gen.prompts_from,
                            prefix_tokens=gen.prefix_tokens, samples_per_prompt=gen.samples_per_prompt,
                            temperature=gen.temperature, top_p=gen.top_p, top_k=gen.top_k,
@@ -288,7 +288,7 @@ class _Runner:
             e = arm.edit
 
             def do_edit() -> str:
-                seed = (e.seed if e.seed is not None else cfg.seed) + g
+                seed = (e.seed if e.seed is not None else cfg.seed) + r
                 res = edit(self.store, generation=0, into=g, model=base.checkpoint, threshold=e.threshold,
                            top_k=e.top_k, temperature=e.temperature, delete_below=e.delete_below, seed=seed,
                            batch_size=e.batch_size, max_length=e.max_length, threads=cfg.threads,
