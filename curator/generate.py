@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -366,6 +367,15 @@ def _encode(tokenizer: Any, prompts: list[str], budget: int | None) -> list[list
     return out
 
 
+class _FinishedRowsPadding(logging.Filter):
+    """Drops transformers' "passing in an attention_mask" warning. The mask is passed; the warning comes from
+    decoding steps after a row has ended, where generate feeds the pad token to a forward pass that no longer
+    receives the mask (the row's output is cut at its eos anyway)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "strongly recommend passing in an `attention_mask`" not in record.getMessage()
+
+
 def _hf_generate(path: Path, tokenizer: Any, ids: list[list[int]], keys: np.ndarray, cfg: SamplingConfig,
                  batch_size: int, device: str, dtype: str, threads: int | None, bar: Any) -> list[list[int]]:
     """Completion token ids per (prompt, sample index), prompt-major, cut at the first eos."""
@@ -378,6 +388,9 @@ def _hf_generate(path: Path, tokenizer: Any, ids: list[list[int]], keys: np.ndar
     dev = models.resolve_device(device)
     models.set_threads(threads, dev)
     model = models.load_causal_lm(path, device=dev, dtype=dtype)
+    padding_log = logging.getLogger("transformers.modeling_utils")
+    if not any(isinstance(f, _FinishedRowsPadding) for f in padding_log.filters):
+        padding_log.addFilter(_FinishedRowsPadding())
     vocab = int(model.get_output_embeddings().weight.shape[0])
     pad = pad_token_id(tokenizer)
     eos = model.generation_config.eos_token_id

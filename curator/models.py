@@ -270,12 +270,15 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vo
 def load_tokenizer(path: str | os.PathLike, *, cache: bool = True) -> Any:
     """The tokenizer of a local checkpoint (AutoTokenizer, fast when available)."""
     transformers = _transformers("model tokenizers")
-    folder = check_model_dir(path)
+    if path is None or str(path).strip() == "" or not Path(path).expanduser().is_dir():
+        raise UsageError(f"no tokenizer at {path}: expected a folder holding tokenizer.json (a checkpoint, or a "
+                         f"tokenizer saved on its own)")
+    folder = Path(path).expanduser().resolve()
     if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
         # AutoTokenizer would otherwise build an empty tokenizer from config.json alone, and every text would
         # encode to nothing.
         raise UsageError(f"no tokenizer at {path}: expected tokenizer.json (or tokenizer_config.json with "
-                         f"vocabulary files) beside config.json")
+                         f"vocabulary files)")
 
     def load() -> Any:
         tok = _quiet_load(transformers, lambda: transformers.AutoTokenizer.from_pretrained(

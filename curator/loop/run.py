@@ -366,12 +366,6 @@ class _Runner:
             tok = train_tokenizer(train_texts(self.human_train), vocab_size=b.vocab_size)
             stage = folder.with_name(".tokenizer.partial")
             tok.save_pretrained(stage)
-            # curator.models loads a tokenizer from a checkpoint-like folder (config.json beside it): the
-            # from-scratch model's config is the natural one to put there.
-            from ..tinylm import gpt2_config
-
-            gpt2_config(tok, n_layer=b.n_layer, n_embd=b.n_embd, n_head=b.n_head,
-                        n_positions=b.n_positions).to_json_file(stage / "config.json")
             if folder.exists():
                 import shutil
 

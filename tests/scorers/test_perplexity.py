@@ -246,6 +246,17 @@ def test_a_model_folder_without_tokenizer(tiny_gpt2, tmp_path):
         create("perplexity_v1", {"model": str(tmp_path)}).setup()
 
 
+def test_a_tokenizer_saved_on_its_own_loads(tiny_gpt2, tmp_path):
+    import shutil
+
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_gpt2 / name, tmp_path / name)
+    alone = models.load_tokenizer(tmp_path, cache=False)
+    assert alone("the river runs")["input_ids"] == models.load_tokenizer(tiny_gpt2)("the river runs")["input_ids"]
+    with pytest.raises(UsageError, match="no tokenizer at .*missing: expected a folder"):
+        models.load_tokenizer(tmp_path / "missing")
+
+
 def test_vllm_path_reads_prompt_logprobs_like_torch(tiny_gpt2, lm, monkeypatch):
     """The vLLM branch, on a stand-in engine that answers `prompt_logprobs=0` the way vLLM documents it: one
     entry per prompt position, None first, then {actual token id: Logprob(logprob)}."""
