@@ -34,6 +34,7 @@ import numpy as np
 
 from . import models
 from .errors import UsageError
+from .outputs import check_output_folder
 from .progress import NullReporter, Reporter
 from .store.faults import crash_point
 
@@ -192,18 +193,6 @@ def _export_run(store: Any, export_id: str, folder: Path) -> dict[str, Any]:
                      f"give the store it was exported from, or no store")
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"out '{out}' is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise UsageError(f"output folder '{out}' is not empty; choose another or pass --overwrite")
-        if not (out / "config.json").is_file():
-            # --overwrite deletes the folder: only ever one that holds a previous checkpoint.
-            raise UsageError(f"output folder '{out}' is not empty and holds no config.json; --overwrite only "
-                             f"replaces a previous checkpoint")
-
-
 def train(store: Any | None = None, *, export: str | Path, base: str | Path | None = None,
           init_config: str | Path | dict[str, Any] | None = None, tokenizer: str | Path | None = None,
           out: str | Path, steps: int | None = None, epochs: int | None = None, batch_size: int = 8,
@@ -240,7 +229,7 @@ def train(store: Any | None = None, *, export: str | Path, base: str | Path | No
     out = Path(out).absolute()
     if base is not None and out == Path(base).absolute():
         raise UsageError(f"out '{out}' is the base checkpoint; write the new checkpoint elsewhere")
-    _check_out(out, overwrite)
+    check_output_folder(out, overwrite, marker="config.json", what="checkpoint")
     export_run = _export_run(store, manifest["export_id"], folder) if store is not None else None
     dev = models.resolve_device(device)
     amp = models.resolve_dtype(dtype_name, dev)  # auto: bfloat16 on a GPU, float32 on CPU

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from .. import __version__
 from ..errors import UsageError
+from ..outputs import check_output_folder
 from ..progress import NullReporter, Reporter
 from ..store import Store
 from . import plan as planning
@@ -80,18 +81,6 @@ def read_selection(store: Store, selection: str, version: int) -> pa.Table:
     return planning.canonical(rows)
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out '{out}' is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise UsageError(f"output folder '{out}' is not empty; choose another or pass --overwrite")
-        if not (out / MANIFEST).is_file():
-            # --overwrite deletes the folder: only ever one that holds a previous export.
-            raise UsageError(f"output folder '{out}' is not empty and holds no {MANIFEST}; --overwrite only "
-                             f"replaces a previous export")
-
-
 def export(store: Store, selection: str, *, fmt: str = "parquet", shards: int = 1, seed: int = 0,
            out: str | Path, tokenizer: str | Path | None = None, as_of: int | str | None = None,
            overwrite: bool = False, progress: Reporter | None = None) -> ExportResult:
@@ -107,7 +96,7 @@ def export(store: Store, selection: str, *, fmt: str = "parquet", shards: int = 
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed!r}")
     out = Path(out).absolute()
-    _check_out(out, overwrite)
+    check_output_folder(out, overwrite, marker=MANIFEST, what="export")
     tok = None
     if fmt == "tokens":
         from .tokens import load_tokenizer
