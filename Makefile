@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 export OMP_WAIT_POLICY := PASSIVE
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hatch_build.py curator/stats/_kernels.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)

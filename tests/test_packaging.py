@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.stats.test_kernels import _compiler
 
 
 def test_wheel_carries_sql_and_schemas_and_finds_them(tmp_path: Path) -> None:
@@ -27,6 +28,10 @@ def test_wheel_carries_sql_and_schemas_and_finds_them(tmp_path: Path) -> None:
         "assert str(r.sql_dir()).startswith(%r), r.sql_dir();"
         "assert len(c.catalogue()) >= 1; s.table_schema('samples'); print('ok')" % str(site)
     )
+    if _compiler():
+        # The statistics engine's C loops are compiled into the wheel (a platform wheel) and load from it.
+        assert "curator/stats/_kernels.so" in names and not wheel.name.endswith("-none-any.whl"), wheel.name
+        code += ";import curator.stats.kernels as k; assert k.status().startswith('compiled'), k.status()"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin"},
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

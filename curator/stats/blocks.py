@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from curator.stats import kernels
 from curator.stats.buffers import empty
 from curator.stats.sorting import _EMPTY_I64, _EMPTY_U64, _resort, _run_lengths
 
@@ -68,6 +69,9 @@ class _Work:
         self.i1 = empty(size, np.int64)
         self.i2 = empty(size, np.int64)
         self.i3 = empty(size, np.int64)
+        self.i4 = empty(size, np.int64)
+        self.key2 = empty(size, np.uint64)
+        self.out = np.empty(3, np.int64)
         self.d1 = empty(size, np.int32)
         self.d2 = empty(size, np.int32)
         self.b1 = empty(size, bool)
@@ -114,12 +118,16 @@ def _all_single(hs: np.ndarray, order: np.ndarray) -> _Block:
     return _Block(hs, _EMPTY_U64, _EMPTY_U64, _EMPTY_I64, _EMPTY_I64, _NO_TOP, lambda: (hs, order))
 
 
-def _sort_block(h: np.ndarray, drop: np.ndarray | None, work: _Work) -> tuple[np.ndarray, np.uint64]:
-    """Like ``sorting._sort_positions`` but in ``work.key``: the positions of h sorted by value
-    (then position, unless values share a key prefix: see ``_resort``), and the key's low mask."""
+def _low_mask(m: int) -> np.uint64:
+    """The position bits of the sort keys of a block of m values."""
+    return _U64((1 << max(1, int(m).bit_length())) - 1)
+
+
+def _sorted_keys(h: np.ndarray, drop: np.ndarray | None, work: _Work) -> tuple[np.ndarray, np.uint64]:
+    """The block's sort keys (value prefix | position, see ``sorting._sort_positions``) in ``work.key``,
+    sorted, without the dropped positions; and the key's low (position) mask."""
     m = len(h)
-    bits = max(1, int(m).bit_length())
-    low = _U64((1 << bits) - 1)
+    low = _low_mask(m)
     key = work.key[:m]
     np.bitwise_and(h, ~low, out=key)
     key |= work.arange[:m].view(np.uint64)
@@ -127,7 +135,13 @@ def _sort_block(h: np.ndarray, drop: np.ndarray | None, work: _Work) -> tuple[np
     if nd:
         key[drop] = _ALL_ONES  # a position never equals the low mask, so these sort last
     key.sort()
-    key = key[: m - nd]
+    return key[: m - nd], low
+
+
+def _sort_block(h: np.ndarray, drop: np.ndarray | None, work: _Work) -> tuple[np.ndarray, np.uint64]:
+    """Like ``sorting._sort_positions`` but in ``work.key``: the positions of h sorted by value
+    (then position, unless values share a key prefix: see ``_resort``), and the key's low mask."""
+    key, low = _sorted_keys(h, drop, work)
     key &= low
     return key.view(np.int64), low
 
@@ -137,10 +151,48 @@ def _aggregate_block(s: np.ndarray, doc: np.ndarray, drop: np.ndarray | None, wo
     """Aggregate a block's n-gram values S in occurrence form or in rows (module docstring);
     ``doc`` is the (non-decreasing) document of each position."""
     work.ensure(len(s))
+    if kernels.LIB is not None:
+        key, low = _sorted_keys(s, drop, work)
+        return _compiled(key.view(np.int64), low, s, doc, work, occurrences)
     order, low = _sort_block(s, drop, work)
     if occurrences:
         return _occurrences(order, s[order], low, doc, work)
     return _rows(order, np.take(s, order, out=work.u1[: len(order)], mode="clip"), low, doc, work)
+
+
+def _aggregate_next(prev: np.ndarray, s: np.ndarray, tok: np.ndarray, n: int, mult: int, doc: np.ndarray,
+                    doc_end: np.ndarray, work: _Work, occurrences: bool) -> _Block:
+    """The compiled path of ``ngrams`` for one (block, n): advance the values from n - 1 (``prev``) to n
+    into ``s`` (``s`` is ``tok`` itself for n = 1), build and sort the keys, aggregate. ``doc_end``:
+    the end position of each document of the block."""
+    count = len(s)
+    work.ensure(count)
+    low = _low_mask(count)
+    key = work.key[:count]
+    dropped = kernels.block_keys(prev, s, tok, n, mult, doc, doc_end, low, key)
+    key.sort()
+    return _compiled(key[: count - dropped].view(np.int64), low, s, doc, work, occurrences)
+
+
+def _compiled(order: np.ndarray, low: np.uint64, s: np.ndarray, doc: np.ndarray, work: _Work,
+              occurrences: bool) -> _Block:
+    """Either form of a block in one compiled pass over its sorted keys (``order``: masked in place)."""
+    k = len(order)
+    out = work.out
+    if occurrences:
+        hs = np.empty(k, np.uint64)  # fresh: it becomes the state
+        args = (hs, work.key2[:k], work.u1[:k], work.i1[:k], work.i2[:k], out)
+        if not kernels.block_occurrences(order, low, s, doc, *args):
+            order.view(np.uint64)[:] &= low  # the kernel stopped part way
+            order, _ = _resort(order, s[order], low)
+            kernels.block_occurrences(order, low, s, doc, *args)
+        return _occurrences_block(order, hs, work.key2, work.u1, work.i1, work.i2, out.tolist())
+    args = (work.u1[:k], work.i1[:k], work.key2[:k], work.i2[:k], work.i3[:k], work.i4[:k], out)
+    if not kernels.block_rows(order, low, s, doc, *args):
+        order.view(np.uint64)[:] &= low
+        order, _ = _resort(order, s[order], low)
+        kernels.block_rows(order, low, s, doc, *args)
+    return _rows_block(k, *args[:-1], out.tolist())
 
 
 def _aggregate(s: np.ndarray, doc: np.ndarray, drop: np.ndarray | None) -> _Block:
@@ -248,6 +300,41 @@ def _rows(order: np.ndarray, hs: np.ndarray, low, doc: np.ndarray, work: _Work) 
             return _EMPTY_U64, _EMPTY_I64
     multi = hs[starts]
     return _Block(singles, _EMPTY_U64, multi, counts, df, (multi, counts, order[starts]), lone, share)
+
+
+def _occurrences_block(order, hs, repeats, top_v, top_c, top_first, counts: list[int]) -> _Block:
+    nd, nr, nt = counts
+    k = len(hs)
+    if not nd:
+        return _all_single(hs, order)
+    top = (top_v[:nt].copy(), top_c[:nt].copy(), top_first[:nt].copy())
+
+    def lone() -> tuple[np.ndarray, np.ndarray]:
+        single = np.ones(k, bool)
+        same = hs[1:] == hs[:-1]
+        single[1:] &= ~same
+        single[:-1] &= ~same
+        at = np.flatnonzero(single)
+        return hs[at], order[at]
+
+    return _Block(hs, repeats[:nr].copy(), _EMPTY_U64, _EMPTY_I64, _EMPTY_I64, top, lone, nd / k)
+
+
+def _rows_block(k: int, singles, single_pos, multi, count, doc_freq, first, counts: list[int]) -> _Block:
+    ns, nm, differs = counts
+    share = 1 - (ns + nm) / k if k else 0.0
+    singles = singles[:ns].copy()
+    single_pos = single_pos[:ns].copy()
+
+    def lone() -> tuple[np.ndarray, np.ndarray]:
+        return singles, single_pos
+
+    if not nm:
+        return _Block(singles, _EMPTY_U64, _EMPTY_U64, _EMPTY_I64, _EMPTY_I64, _NO_TOP, lone, share)
+    multi = multi[:nm].copy()
+    count = count[:nm].copy()
+    doc_freq = doc_freq[:nm].copy() if differs else count
+    return _Block(singles, _EMPTY_U64, multi, count, doc_freq, (multi, count, first[:nm].copy()), lone, share)
 
 
 def _blocks(offsets: np.ndarray, d0: int, d1: int, block_tokens: int):

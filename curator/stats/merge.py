@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from curator.stats import kernels
 from curator.stats.buffers import Buffers
 from curator.stats.sorting import (
     _EMPTY_I64,
@@ -42,11 +43,15 @@ def _sorted_counts(pieces: list[np.ndarray], scratch: Buffers | None = None,
     m = sum(map(len, pieces))
     if scratch is None:
         s = np.concatenate(pieces) if len(pieces) > 1 else pieces[0].copy()
-        new = np.empty(m, bool)
     else:
         s = np.concatenate(pieces, out=scratch.get(tag, m, np.uint64))
-        new = scratch.get(tag + ".new", m, bool)
     s.sort()
+    if kernels.LIB is not None:
+        values = np.empty(m, np.uint64) if scratch is None else scratch.get(tag + ".value", m, np.uint64)
+        counts = np.empty(m, np.int64) if scratch is None else scratch.get(tag + ".count", m, np.int64)
+        u = kernels.run_counts(s, values, counts)
+        return values[:u], counts[:u]
+    new = np.empty(m, bool) if scratch is None else scratch.get(tag + ".new", m, bool)
     new[0] = True
     np.not_equal(s[1:], s[:-1], out=new[1:])
     u = int(np.count_nonzero(new))

@@ -89,7 +89,16 @@ import numpy as np
 import pyarrow as pa
 
 from curator.errors import UsageError
-from curator.stats.blocks import _aggregate, _aggregate_block, _blocks, _sort_by_group, _Tails, _Work
+from curator.stats import kernels
+from curator.stats.blocks import (
+    _aggregate,
+    _aggregate_block,
+    _aggregate_next,
+    _blocks,
+    _sort_by_group,
+    _Tails,
+    _Work,
+)
 from curator.stats.buffers import Buffers
 from curator.stats.fold import _Fold
 from curator.stats.merge import _merge_groups, _merge_partials, _merge_unit, _Partials
@@ -307,24 +316,34 @@ class NgramAccumulator:
         tok = hashes[t0:t1]
         lengths = np.diff(offsets[d0 : d1 + 1])
         doc = np.repeat(np.arange(d1 - d0, dtype=np.int32), lengths)
-        tails = _Tails(offsets[d0 + 1 : d1 + 1] - t0, lengths, self.ns[-1])
+        doc_end = offsets[d0 + 1 : d1 + 1] - t0
+        compiled = kernels.LIB is not None
+        tails = None if compiled else _Tails(doc_end, lengths, self.ns[-1])
         s = tok
         for n in range(1, self.ns[-1] + 1):
             count = m - n + 1
             if count <= 0:
                 break
-            if n == 2:
-                s = np.multiply(tok[:count], _K, out=work.s[:count])
-                s += tok[1:]
-            elif n > 2:
-                # S_n(p) = S_{n-1}(p) * K + t_{p+n-1}; the last position drops out each round.
-                s = s[:count]
-                s *= _K
-                s += tok[n - 1 :]
-            if n not in self.ns:
-                continue
             key = (g, n)
-            block = _aggregate_block(s, doc, tails.positions(n, count), work, work.form(key, n))
+            if compiled:
+                # S_n(p) = S_{n-1}(p) * K + t_{p+n-1}, the keys and the aggregation, all compiled.
+                prev, s = s, (tok if n == 1 else work.s[:count])
+                if n not in self.ns:
+                    kernels.block_keys(prev, s, tok, n, NGRAM_K, doc, doc_end, 0, None)
+                    continue
+                block = _aggregate_next(prev, s, tok, n, NGRAM_K, doc, doc_end, work, work.form(key, n))
+            else:
+                if n == 2:
+                    s = np.multiply(tok[:count], _K, out=work.s[:count])
+                    s += tok[1:]
+                elif n > 2:
+                    # S_n(p) = S_{n-1}(p) * K + t_{p+n-1}; the last position drops out each round.
+                    s = s[:count]
+                    s *= _K
+                    s += tok[n - 1 :]
+                if n not in self.ns:
+                    continue
+                block = _aggregate_block(s, doc, tails.positions(n, count), work, work.form(key, n))
             work.share[key] = block.share
             part = self._partials.get(key)
             if part is None:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from curator.stats import kernels
 from curator.stats.blocks import _Block
 from curator.stats.sorting import _group_sorted, _group_sums, _smallest, _top_indices, _top_selection
-from curator.stats.tokenize import TokenBatch
+from curator.stats.tokenize import GOLDEN, TokenBatch
 from curator.stats.values import _finalise, _ngram_values
+
+_M64 = (1 << 64) - 1
 
 
 class _TopTexts:
@@ -31,7 +34,10 @@ class _TopTexts:
         k = self.candidates
         v, c, first = block.top
         if len(v) > k:
-            sel = _top_selection(c, k, lambda idx: _finalise(v[idx], n))
+            if kernels.LIB is not None:
+                sel = kernels.top_rows(v, np.ascontiguousarray(c, np.int64), k, (n * GOLDEN) & _M64)
+            else:
+                sel = _top_selection(c, k, lambda idx: _finalise(v[idx], n))
             v, c, first = v[sel], c[sel], first[sel]
         elif len(v) < k:
             # Too few repeated n-grams: fill up with singles of smallest hash (the tie rule).

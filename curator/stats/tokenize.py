@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curator.errors import InputError, UsageError
+from curator.stats import kernels
 from curator.stats.buffers import Buffers
 
 __all__ = [
@@ -549,12 +550,30 @@ class WordTokenizer(Tokenizer):
         if len(non_ascii):
             arr = _lowercase_docs(arr, non_ascii, lead)
             offsets, data = _buffers(arr)
+        if kernels.LIB is not None:
+            return _encode_compiled(data, offsets, len(non_ascii) > 0, buffers)
         out = None if buffers is None else buffers.get("tok.is_word", len(data), bool)
         is_word = _word_bytes(data, len(non_ascii) > 0, out)
         starts, ends, doc_offsets = _token_bounds(is_word, offsets, buffers)
         del is_word
         hashes = _hash_word_tokens(data, starts, ends, buffers)
         return _WordBatch(data, starts, ends, hashes, doc_offsets)
+
+
+def _encode_compiled(data: np.ndarray, offsets: np.ndarray, has_non_ascii: bool,
+                     buffers: Buffers | None) -> _WordBatch:
+    """The same tokens and hashes as the numpy passes, in one compiled walk (``kernels``)."""
+    bound = len(data) // 2 + len(offsets) + 1
+    if buffers is None:
+        buffers = Buffers()
+    starts = buffers.get("tok.starts", bound, np.int64)
+    ends = buffers.get("tok.ends", bound, np.int64)
+    hashes = buffers.get("tok.hashes", bound, np.uint64)
+    doc_tok = np.empty(len(offsets), np.int64)
+    table = _word_char_table().view(np.uint8) if has_non_ascii else None
+    count = kernels.tokenize_words(np.ascontiguousarray(data), np.ascontiguousarray(offsets), table, starts, ends,
+                                   hashes, doc_tok)
+    return _WordBatch(data, starts[:count], ends[:count], hashes[:count], doc_tok)
 
 
 class _HFBatch(TokenBatch):

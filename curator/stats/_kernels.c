@@ -1,0 +1,325 @@
+/* Compiled loops of the n-gram statistics engine (loaded with ctypes by curator/stats/kernels.py).
+
+   Each function here is one fused pass that the numpy code (the fallback, and the reference the
+   tests compare against) does in several: the tokenizer classifies bytes, finds token bounds and
+   hashes tokens in one walk over the text; the block functions read a block's sorted n-gram
+   positions once and emit its partial state. Definitions (the token hash, what a repeat is) are
+   those of tokenize.py and blocks.py; the results are bit for bit the same as the numpy code's.
+
+   Plain C with no Python headers: built by hatch_build.py into curator/stats/_kernels.so. Bump
+   CURATOR_KERNELS_ABI (here and in kernels.py) whenever a signature or a meaning changes, so that
+   a stale library is refused instead of misread. */
+#include <stdint.h>
+#include <string.h>
+
+#define CURATOR_KERNELS_ABI 1
+
+#define MIX1 0xBF58476D1CE4E5B9ULL
+#define MIX2 0x94D049BB133111EBULL
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+#define WORD_SEED 0x243F6A8885A308D3ULL
+
+int64_t curator_kernels_abi(void) { return CURATOR_KERNELS_ABI; }
+
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * MIX1;
+    z = (z ^ (z >> 27)) * MIX2;
+    return z ^ (z >> 31);
+}
+
+/* Per byte: 1 = ASCII letter or digit (a word byte), 0 = other ASCII (a separator), 2 = a byte of a
+   multi-byte code point (decided by the code point table). */
+static uint8_t BYTE_CLASS[256];
+static int byte_class_ready = 0;
+
+static void init_byte_class(void) {
+    for (int b = 0; b < 256; b++)
+        BYTE_CLASS[b] = b >= 0x80 ? 2 : ((b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z'));
+    byte_class_ready = 1;
+}
+
+/* Width in bytes of the code point at p (p < end) and whether it is a word character. Arrow
+   strings are valid UTF-8; a stray continuation byte or a cut sequence is a one-byte separator. */
+static inline int64_t code_point(const uint8_t* p, const uint8_t* end, const uint8_t* cp_word, int* word) {
+    uint32_t b0 = p[0];
+    if (b0 < 0x80) {
+        *word = BYTE_CLASS[b0];
+        return 1;
+    }
+    int64_t w = b0 < 0xC0 ? 0 : (b0 < 0xE0 ? 2 : (b0 < 0xF0 ? 3 : 4));
+    if (w == 0 || cp_word == 0 || p + w > end) {
+        *word = 0;
+        return 1;
+    }
+    uint32_t cp;
+    if (w == 2)
+        cp = ((b0 & 0x1F) << 6) | (p[1] & 0x3F);
+    else if (w == 3)
+        cp = ((b0 & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+    else
+        cp = ((b0 & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+    if (cp > 0x10FFFF) cp = 0x10FFFF;
+    *word = cp_word[cp];
+    return w;
+}
+
+/* The m (1..8) bytes at q as a little-endian word, zero-padded and ASCII-lowercased. Inside a
+   token every ASCII byte is a letter or a digit, for which lowercase is "set bit 5"; bytes >= 0x80
+   keep theirs: (~y >> 2) moves each byte's inverted bit 7 onto its bit 5. */
+static inline uint64_t token_word(const uint8_t* q, const uint8_t* limit, int64_t m) {
+    uint64_t y = 0;
+    if (q + 8 <= limit)
+        memcpy(&y, q, 8);
+    else
+        for (int64_t j = 0; j < m; j++) y |= (uint64_t)q[j] << (8 * j);
+    y |= (~y >> 2) & 0x2020202020202020ULL;
+    if (m < 8) y &= (1ULL << (8 * m)) - 1;
+    return y;
+}
+
+/* word_v1 over documents data[offsets[d]:offsets[d+1]] (d < ndocs; data holds nbytes bytes, already
+   lowercased where it is not ASCII). cp_word: one byte per code point (1 = letter, mark or number),
+   or NULL when the data is all ASCII. Writes every token's byte bounds and hash, and the token
+   offsets of the documents (ndocs + 1); returns the token count. The output arrays must hold
+   nbytes / 2 + ndocs + 1 tokens (a token takes a byte and is followed by a separator or a
+   document start). */
+int64_t curator_tokenize_words(const uint8_t* data, int64_t nbytes, const int64_t* offsets, int64_t ndocs,
+                               const uint8_t* cp_word, int64_t* starts, int64_t* ends, uint64_t* hashes,
+                               int64_t* doc_tok) {
+    if (!byte_class_ready) init_byte_class();
+    const uint8_t* limit = data + nbytes;
+    int64_t count = 0;
+    for (int64_t d = 0; d < ndocs; d++) {
+        doc_tok[d] = count;
+        const uint8_t* p = data + offsets[d];
+        const uint8_t* end = data + offsets[d + 1];
+        while (p < end) {
+            const uint8_t* st = p;
+            uint8_t c = BYTE_CLASS[*p];
+            if (c == 0) {
+                p++;
+                continue;
+            }
+            if (c == 1) {
+                /* The common case: a run of ASCII word bytes, one table lookup per byte. */
+                p++;
+                while (p < end && BYTE_CLASS[*p] == 1) p++;
+            }
+            if (p < end && BYTE_CLASS[*p] == 2) {
+                /* Code point by code point from here (p may still be st). */
+                int word;
+                while (p < end) {
+                    int64_t w = code_point(p, end, cp_word, &word);
+                    if (!word) break;
+                    p += w;
+                }
+                if (p == st) {
+                    int64_t w = code_point(p, end, cp_word, &word);
+                    p += w;
+                    continue;
+                }
+            }
+            int64_t len = p - st;
+            uint64_t h = mix64((WORD_SEED + (uint64_t)len * GOLDEN) ^ token_word(st, limit, len < 8 ? len : 8));
+            for (const uint8_t* q = st + 8; q < p; q += 8) h = mix64(h ^ token_word(q, limit, p - q < 8 ? p - q : 8));
+            starts[count] = st - data;
+            ends[count] = p - data;
+            hashes[count] = h;
+            count++;
+        }
+    }
+    doc_tok[ndocs] = count;
+    return count;
+}
+
+/* Advances a block's n-gram values from n - 1 to n and builds their sort keys (blocks.py).
+   For i < count: s[i] = prev[i] * mult + tok[i + n - 1] (n >= 2; for n = 1, s is the tokens and is
+   left alone), then key[i] = (s[i] & ~low) | i, or all ones where no n-gram starts (the document of
+   position i, doc[i], ends at doc_end[doc[i]] < i + n): those sort last. key may be NULL (values
+   only). Returns the number of positions that start no n-gram. */
+int64_t curator_block_keys(const uint64_t* prev, uint64_t* s, const uint64_t* tok, int64_t count, int64_t n,
+                           uint64_t mult, const int32_t* doc, const int64_t* doc_end, uint64_t low,
+                           uint64_t* key) {
+    if (n >= 2) {
+        const uint64_t* next = tok + n - 1;
+        for (int64_t i = 0; i < count; i++) s[i] = prev[i] * mult + next[i];
+    }
+    if (key == 0) return 0;
+    int64_t dropped = 0;
+    for (int64_t i = 0; i < count; i++) {
+        if (i + n > doc_end[doc[i]]) {
+            key[i] = ~0ULL;
+            dropped++;
+        } else {
+            key[i] = (s[i] & ~low) | (uint64_t)i;
+        }
+    }
+    return dropped;
+}
+
+/* Occurrence form of one block (blocks.py): order = the block's sort keys (value prefix | position,
+   sorted; masked with low in place, after which they are the positions sorted by value, then
+   position), s = the n-gram value at each position, doc = its document. Writes hs = s[order] (k),
+   the values of in-document repeats (an occurrence in the same document as the previous
+   occurrence of its value), and per value seen at least twice its value, count and first position.
+   out = [positions repeating their predecessor's value, repeats, values seen twice or more].
+   Returns -1 at the first decrease of s[order] (values sharing a sort-key prefix interleave: the
+   caller repairs the order and calls again), else 0. */
+int64_t curator_block_occurrences(int64_t* order, int64_t k, uint64_t low, const uint64_t* s, const int32_t* doc,
+                                  uint64_t* hs, uint64_t* repeats, uint64_t* top_v, int64_t* top_c,
+                                  int64_t* top_first, int64_t* out) {
+    int64_t nd = 0, nr = 0, nt = 0;
+    if (k > 0) {
+        order[0] &= low;
+        hs[0] = s[order[0]];
+    }
+    for (int64_t i = 1; i < k; i++) {
+        int64_t q = order[i] &= low;
+        uint64_t w = s[q], v = hs[i - 1];
+        hs[i] = w;
+        if (w == v) {
+            int64_t p = order[i - 1];
+            nd++;
+            if (doc[q] == doc[p]) repeats[nr++] = w;
+            if (nt > 0 && top_v[nt - 1] == w) {
+                top_c[nt - 1]++;
+            } else {
+                top_v[nt] = w;
+                top_c[nt] = 2;
+                top_first[nt] = p;
+                nt++;
+            }
+        } else if (w < v) {
+            return -1;
+        }
+    }
+    out[0] = nd;
+    out[1] = nr;
+    out[2] = nt;
+    return 0;
+}
+
+/* Row form of one block (blocks.py), from the same inputs: values seen once (value, position) and
+   the others (value, count, doc_freq, first position), each in ascending value order.
+   out = [values seen once, values seen more often, 1 if some doc_freq differs from its count].
+   Returns -1 at the first decrease of s[order], as above, else 0. */
+int64_t curator_block_rows(int64_t* order, int64_t k, uint64_t low, const uint64_t* s, const int32_t* doc,
+                           uint64_t* singles, int64_t* single_pos, uint64_t* multi, int64_t* count,
+                           int64_t* doc_freq, int64_t* first, int64_t* out) {
+    int64_t ns = 0, nm = 0, differs = 0;
+    int64_t i = 0;
+    if (k > 0) order[0] &= low;
+    while (i < k) {
+        int64_t p = order[i];
+        uint64_t v = s[p];
+        int32_t d = doc[p];
+        int64_t c = 1, f = 1, j = i + 1;
+        for (; j < k; j++) {
+            int64_t q = order[j] &= low;
+            uint64_t w = s[q];
+            if (w != v) {
+                if (w < v) return -1;
+                break;
+            }
+            c++;
+            if (doc[q] != d) {
+                f++;
+                d = doc[q];
+            }
+        }
+        if (c == 1) {
+            singles[ns] = v;
+            single_pos[ns] = p;
+            ns++;
+        } else {
+            multi[nm] = v;
+            count[nm] = c;
+            doc_freq[nm] = f;
+            first[nm] = p;
+            differs |= f != c;
+            nm++;
+        }
+        i = j;
+    }
+    out[0] = ns;
+    out[1] = nm;
+    out[2] = differs;
+    return 0;
+}
+
+/* Distinct values of a sorted array and how often each occurs; returns their number. */
+int64_t curator_run_counts(const uint64_t* sorted, int64_t m, uint64_t* values, int64_t* counts) {
+    int64_t u = 0;
+    int64_t i = 0;
+    while (i < m) {
+        uint64_t v = sorted[i];
+        int64_t j = i + 1;
+        while (j < m && sorted[j] == v) j++;
+        values[u] = v;
+        counts[u] = j - i;
+        u++;
+        i = j;
+    }
+    return u;
+}
+
+/* In-place selection (Hoare partition, median of three): afterwards a[r] holds the value it would
+   hold if a were sorted, with nothing larger before it and nothing smaller after it. */
+#define SELECT_FN(NAME, T)                                                         \
+    static void NAME(T* a, int64_t len, int64_t r) {                               \
+        int64_t lo = 0, hi = len - 1;                                              \
+        while (hi > lo) {                                                          \
+            int64_t mid = lo + (hi - lo) / 2;                                      \
+            T x = a[lo], y = a[mid], z = a[hi];                                    \
+            T pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y)); \
+            int64_t i = lo, j = hi;                                                \
+            while (i <= j) {                                                       \
+                while (a[i] < pivot) i++;                                          \
+                while (a[j] > pivot) j--;                                          \
+                if (i <= j) {                                                      \
+                    T t = a[i];                                                    \
+                    a[i] = a[j];                                                   \
+                    a[j] = t;                                                      \
+                    i++;                                                           \
+                    j--;                                                           \
+                }                                                                  \
+            }                                                                      \
+            if (r <= j)                                                            \
+                hi = j;                                                            \
+            else if (r >= i)                                                       \
+                lo = i;                                                            \
+            else                                                                   \
+                return;                                                            \
+        }                                                                          \
+    }
+SELECT_FN(select_i64, int64_t)
+SELECT_FN(select_u64, uint64_t)
+
+/* Indices of the k rows with the highest count, ties at the k-th count broken by the smallest final
+   hash mix64(value ^ salt) (salt = n * GOLDEN), in ascending index order; m > k >= 1 rows of
+   distinct values. tmp_i: m int64, tmp_u: m uint64 of scratch. Returns k. */
+int64_t curator_top_rows(const uint64_t* values, const int64_t* counts, int64_t m, int64_t k, uint64_t salt,
+                         int64_t* out, int64_t* tmp_i, uint64_t* tmp_u) {
+    memcpy(tmp_i, counts, m * sizeof(int64_t));
+    select_i64(tmp_i, m, m - k); /* the k-th largest count */
+    int64_t kth = tmp_i[m - k];
+    int64_t above = 0, tied = 0;
+    for (int64_t i = 0; i < m; i++) {
+        if (counts[i] > kth)
+            above++;
+        else if (counts[i] == kth)
+            tmp_u[tied++] = mix64(values[i] ^ salt);
+    }
+    int64_t need = k - above;
+    uint64_t limit = ~0ULL; /* the need-th smallest hash among the tied rows */
+    if (tied > need) {
+        select_u64(tmp_u, tied, need - 1);
+        limit = tmp_u[need - 1];
+    }
+    int64_t o = 0;
+    for (int64_t i = 0; i < m; i++) {
+        if (counts[i] > kth || (counts[i] == kth && (tied <= need || mix64(values[i] ^ salt) <= limit)))
+            out[o++] = i;
+    }
+    return o;
+}

@@ -1,0 +1,154 @@
+"""The compiled loops (curator/stats/_kernels.c) against the numpy code they replace: same numbers, bit for bit."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sysconfig
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from curator.stats import blocks as bl
+from curator.stats import kernels
+from curator.stats import ngrams as ng
+from curator.stats.sorting import _top_selection
+from curator.stats.tokenize import GOLDEN, get_tokenizer
+from curator.stats.values import _finalise
+from tests.stats.test_engine_parts import block_rows
+from tests.stats.test_ngrams import TRICKY, real_docs
+
+LIB = kernels.LIB
+needs_lib = pytest.mark.skipif(LIB is None, reason=f"compiled kernels not loaded: {kernels.status()}")
+
+
+def _compiler() -> str | None:
+    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    return shutil.which(cc[0]) if cc else None
+
+
+def test_kernels_are_built_where_a_compiler_exists():
+    # A broken build would otherwise go unnoticed: everything still passes on the numpy code.
+    if os.environ.get("CURATOR_KERNELS") == "0":
+        pytest.skip("CURATOR_KERNELS=0 turns the compiled kernels off")
+    if _compiler() is None:
+        pytest.skip("no C compiler on this machine: the package uses its numpy code")
+    assert LIB is not None, kernels.status()
+    assert kernels.status().startswith("compiled")
+
+
+def test_a_library_of_another_abi_is_refused(monkeypatch):
+    if not kernels._PATH.is_file():
+        pytest.skip("no compiled library to load")
+    monkeypatch.delenv("CURATOR_KERNELS", raising=False)
+    monkeypatch.setattr(kernels, "ABI", kernels.ABI + 1)
+    lib, why = kernels._load()
+    assert lib is None and "reinstall" in why
+
+
+def test_kernels_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("CURATOR_KERNELS", "0")
+    lib, why = kernels._load()
+    assert lib is None and "CURATOR_KERNELS=0" in why
+
+
+@pytest.fixture
+def numpy_only(monkeypatch):
+    """Run the engine on its numpy code for the duration of a block."""
+    def off():
+        monkeypatch.setattr(kernels, "LIB", None)
+    return off
+
+
+LONG = "x" * 1_000_003
+TEXTS = TRICKY + [
+    "", "   ", "Ünïcödé wörds ΣΊΣΥΦΟΣ ΟΔΟΣ İstanbul straße ǅemal", "日本語のテキスト、中文字符 和 한국어",
+    "supercalifragilisticexpialidocious antidisestablishmentarianism 1234567890123456789",
+    "mixed123abc ABC_def ghi-jkl 3.14159 e=mc² naïve café résumé", LONG + " tail", "a" * 8 + " " + "b" * 9,
+    "emoji 😀 between 🙈words", "tab\tseparated\nnew line\r\ncarriage", "ends with word" , "Ⅻ roman ½ half",
+]
+
+
+@needs_lib
+def test_tokenizer_matches_numpy(numpy_only):
+    tok = get_tokenizer("word_v1")
+    texts = pa.array(real_docs(200) + TEXTS, pa.large_string())
+    compiled = tok.encode(texts)
+    c_hashes, c_offsets = compiled.hashes.copy(), compiled.doc_offsets.copy()
+    c_strings = compiled.strings(np.arange(0, len(c_hashes), 7))
+    numpy_only()
+    ref = tok.encode(texts)
+    assert np.array_equal(c_offsets, ref.doc_offsets)
+    assert np.array_equal(c_hashes, ref.hashes)
+    assert c_strings == ref.strings(np.arange(0, len(ref.hashes), 7))
+
+
+@needs_lib
+def test_tokenizer_on_ascii_only_and_empty_batches(numpy_only):
+    tok = get_tokenizer("word_v1")
+    batches = [pa.array([], pa.large_string()), pa.array(["", None, ""], pa.large_string()),
+               pa.array(["Plain ASCII, only: 42 words!"] * 3, pa.string())]
+    compiled = [(b.hashes.copy(), b.doc_offsets.copy()) for b in map(tok.encode, batches)]
+    numpy_only()
+    for (h, o), batch in zip(compiled, batches):
+        ref = tok.encode(batch)
+        assert np.array_equal(h, ref.hashes) and np.array_equal(o, ref.doc_offsets)
+
+
+def _stats_tables(texts, groups, names, **options):
+    with ng.NgramAccumulator(**options) as acc:
+        for i in range(0, len(texts), 37):
+            acc.update(pa.array(texts[i:i + 37], pa.large_string()), np.asarray(groups[i:i + 37]))
+        stats = acc.finish(names)
+    return {name: getattr(stats, name).to_pylist() for name in ("totals", "buckets", "top", "sample")}
+
+
+@needs_lib
+@pytest.mark.parametrize("budget", [None, 0])
+def test_engine_tables_match_numpy(budget, numpy_only, monkeypatch, tmp_path):
+    monkeypatch.setattr(ng, "_BLOCK_TOKENS", 500)  # many blocks, both forms, spills with budget 0
+    texts = real_docs(150) + TEXTS[:-5] + ["x y x y x y", "same same same same"] * 3
+    groups = [i % 2 for i in range(len(texts))]
+    options = dict(ns=(1, 2, 3, 5), top_k=15, buckets=97, sample_rate=2, memory_budget=budget, spill_dir=tmp_path)
+    compiled = _stats_tables(texts, groups, ["a", "b"], **options)
+    numpy_only()
+    assert compiled == _stats_tables(texts, groups, ["a", "b"], **options)
+
+
+@needs_lib
+@pytest.mark.parametrize("occurrences", [False, True])
+def test_shared_key_prefixes_are_resorted_in_the_fused_path(occurrences):
+    # Positions take the low 3 bits of a 5-value block's keys; a and b differ only there.
+    a = np.uint64(0xABCDEF0123456780)
+    b = a + np.uint64(1)
+    c = np.uint64(0x0123456789ABCDE0)
+    tok = np.array([a, b, a, b, c], np.uint64)
+    doc = np.array([0, 0, 0, 1, 1], np.int32)
+    work = bl._Work()
+    block = bl._aggregate_next(tok, tok, tok, 1, ng.NGRAM_K, doc, np.array([3, 5], np.int64), work, occurrences)
+    assert block_rows(block) == {int(a): (2, 1), int(b): (2, 2), int(c): (1, 1)}
+
+
+@needs_lib
+def test_top_rows_matches_top_selection():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        values = np.unique(rng.integers(0, 2**64 - 1, int(rng.integers(2, 2000)), dtype=np.uint64))
+        counts = rng.integers(1, int(rng.integers(2, 40)), len(values)).astype(np.int64)
+        k = int(rng.integers(1, len(values)))
+        n = int(rng.integers(1, 5))
+        got = kernels.top_rows(values, counts, k, (n * GOLDEN) % 2**64)
+        want = _top_selection(counts, k, lambda idx: _finalise(values[idx], n))
+        assert sorted(got.tolist()) == sorted(want.tolist())
+
+
+@needs_lib
+def test_run_counts():
+    rng = np.random.default_rng(3)
+    s = np.sort(rng.integers(0, 50, 10_000).astype(np.uint64))
+    values, counts = np.empty(len(s), np.uint64), np.empty(len(s), np.int64)
+    u = kernels.run_counts(s, values, counts)
+    want_v, want_c = np.unique(s, return_counts=True)
+    assert values[:u].tolist() == want_v.tolist() and counts[:u].tolist() == want_c.tolist()
+    assert kernels.run_counts(s[:0], values, counts) == 0
