@@ -17,7 +17,8 @@ the better estimate of one-core throughput. With `--repeat N` the fastest of N r
 
 (a) curator `ingest` into a fresh store: parse, content ids + dedup, Lance write, n-gram statistics n = 1..4
     (totals, exact distinct, 10,000 hashed buckets, exact top-100 with doc frequency, 1/16 hash sample),
-    counted from the stream for a new generation. Phases, each timed separately in its own process:
+    counted from the stream for a new generation; also with the statistics engine on its numpy code (what a
+    machine without a C compiler runs: curator/stats/kernels.py), side by side. Phases, each timed separately in its own process:
     `read_documents` alone (parse only); `ingest(stats=False)` (parse + ids + Lance write); the
     `NgramAccumulator` alone (tokenize + count + finish) over the reader's batches already in memory; and
     `ingest(stats=False)` followed by `recompute` of the statistics from the store (the path of `curator stats`
@@ -96,8 +97,11 @@ def w_curator(path: Path, stats: bool = True) -> dict:
             store = Store(root / "store", create=True)
             result = ingest(store, [path], generation=0, origin="human", fields=FieldMap(text="text"),
                             stats=stats)
+        from curator.stats import kernels
+
         out = {"wall_s": c.wall, "cpu_s": c.cpu, "peak_rss_mb": _peak_rss_mb(), "rss_after_imports_mb": rss0,
-               "docs": result.rows_read, "rows_added": result.rows_added, "duplicates": result.duplicates}
+               "docs": result.rows_read, "rows_added": result.rows_added, "duplicates": result.duplicates,
+               "kernels": kernels.status() if kernels.LIB is not None else "numpy"}
         if stats:
             totals = _totals(store)
             out["tokens"] = totals.get("n1", {}).get("tokens")
@@ -105,6 +109,14 @@ def w_curator(path: Path, stats: bool = True) -> dict:
         return out
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def w_curator_numpy(path: Path) -> dict:
+    """(a) with the statistics engine on its numpy code (as without a C compiler): the compiled loops' gain."""
+    from curator.stats import kernels
+
+    kernels.LIB = None
+    return w_curator(path)
 
 
 def w_curator_nostats(path: Path) -> dict:
@@ -366,6 +378,7 @@ def w_floor(path: Path) -> dict:
 
 WORKERS = {
     "curator": w_curator,
+    "curator_numpy": w_curator_numpy,
     "curator_nostats": w_curator_nostats,
     "curator_split": w_curator_split,
     "curator_read": w_curator_read,
@@ -484,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if "curator" in only:
         run("curator", "(a) curator ingest (full)", "curator", full, args.repeat)
+        run("curator_numpy", "    same, engine on its numpy code", "curator_numpy", full, args.repeat)
     if "phases" in only:
         run("curator_read", "    phase: read_documents only", "curator_read", full, args.repeat)
         run("curator_nostats", "    phase: ingest stats=False", "curator_nostats", full, args.repeat)
@@ -528,6 +542,11 @@ def report_ratios(res: dict) -> dict:
     if ok(cur):
         values["curator_mb_s"] = cur["mb_s"]
         values["curator_mb_s_cpu"] = cur["mb_s_cpu"]
+        lines.append(f"statistics engine: {cur.get('kernels', '?')}")
+        if ok(res.get("curator_numpy")):
+            values["curator_over_numpy"] = gain = res["curator_numpy"]["wall_s"] / cur["wall_s"]
+            lines.append(f"compiled kernels / numpy code, full ingest: {gain:.2f}x "
+                         f"({res['curator_numpy']['mb_s']:.2f} MB/s on the numpy code)")
         lines.append(f"curator ingest with statistics: {cur['mb_s']:.2f} MB/s per core "
                      f"({cur['mb_s_cpu']:.2f} MB per cpu-second) "
                      f"(target >= {TARGET_MBPS:g}: {'MET' if cur['mb_s'] >= TARGET_MBPS else 'NOT MET'})")
