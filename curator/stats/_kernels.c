@@ -133,14 +133,14 @@ int64_t curator_tokenize_words(const uint8_t* data, int64_t nbytes, const int64_
 }
 
 /* Advances a block's n-gram values from n - 1 to n and builds their sort keys (blocks.py).
-   For i < count: s[i] = prev[i] * mult + tok[i + n - 1] (n >= 2 and prev not NULL; for n = 1, s is
-   the tokens, and with prev NULL s already holds the values: both are left alone), then key[i] = (s[i] & ~low) | i, or all ones where no n-gram starts (the document of
+   For i < count: s[i] = prev[i] * mult + tok[i + n - 1] (n >= 2; for n = 1, s is the tokens and is
+   left alone), then key[i] = (s[i] & ~low) | i, or all ones where no n-gram starts (the document of
    position i, doc[i], ends at doc_end[doc[i]] < i + n): those sort last. key may be NULL (values
    only). Returns the number of positions that start no n-gram. */
 int64_t curator_block_keys(const uint64_t* prev, uint64_t* s, const uint64_t* tok, int64_t count, int64_t n,
                            uint64_t mult, const int32_t* doc, const int64_t* doc_end, uint64_t low,
                            uint64_t* key) {
-    if (n >= 2 && prev != 0) {
+    if (n >= 2) {
         const uint64_t* next = tok + n - 1;
         for (int64_t i = 0; i < count; i++) s[i] = prev[i] * mult + next[i];
     }
@@ -322,99 +322,4 @@ int64_t curator_top_rows(const uint64_t* values, const int64_t* counts, int64_t 
             out[o++] = i;
     }
     return o;
-}
-
-/* One distinct value of a block in the hash table of curator_block_hash_rows; count 0 = empty. */
-typedef struct {
-    uint64_t value;
-    int32_t count, doc_freq, last_doc, first;
-} slot_t;
-
-/* Row form of a block by hashing instead of sorting, for blocks whose values mostly repeat (1-grams):
-   the same output as curator_block_rows, from the unsorted values. Advances s from prev to n as
-   curator_block_keys does and skips the positions that start no n-gram. The table (2**bits + count
-   + 1 slots, all empty, left empty on return) places a value at its top bits and probes linearly
-   upward, so slot order is value order up to short local swaps, which an insertion sort over the
-   distinct values repairs. used: count int64 of scratch. Returns -2, with the table left empty, when
-   more than half of the 2**bits slots would fill (the caller then sorts instead), else 0. */
-int64_t curator_block_hash_rows(const uint64_t* prev, uint64_t* s, const uint64_t* tok, int64_t count, int64_t n,
-                                uint64_t mult, const int32_t* doc, const int64_t* doc_end, slot_t* table,
-                                int64_t bits, int64_t* used, uint64_t* singles, int64_t* single_pos, uint64_t* multi,
-                                int64_t* counts, int64_t* doc_freq, int64_t* first, int64_t* out) {
-    const uint64_t* next = tok + n - 1;
-    int shift = 64 - (int)bits;
-    int64_t limit = ((int64_t)1 << bits) / 2;
-    int64_t nu = 0, kept = 0;
-    for (int64_t i = 0; i < count; i++) {
-        uint64_t v = n >= 2 ? (s[i] = prev[i] * mult + next[i]) : s[i];
-        int32_t d = doc[i];
-        if (i + n > doc_end[d]) continue;
-        kept++;
-        int64_t at = bits ? (int64_t)(v >> shift) : 0;
-        while (table[at].count && table[at].value != v) at++;
-        slot_t* e = &table[at];
-        if (e->count) {
-            e->count++;
-            if (e->last_doc != d) {
-                e->doc_freq++;
-                e->last_doc = d;
-            }
-        } else {
-            if (nu == limit) {
-                for (int64_t j = 0; j < nu; j++) table[used[j]].count = 0;
-                /* finish advancing s so that the caller's values are complete */
-                if (n >= 2)
-                    for (int64_t j = i + 1; j < count; j++) s[j] = prev[j] * mult + next[j];
-                return -2;
-            }
-            e->value = v;
-            e->count = 1;
-            e->doc_freq = 1;
-            e->last_doc = d;
-            e->first = (int32_t)i;
-            used[nu++] = at;
-        }
-    }
-    /* The used slots in ascending order: a counting pass over the slot range they span. */
-    int64_t lo = INT64_MAX, hi = -1;
-    for (int64_t j = 0; j < nu; j++) {
-        if (used[j] < lo) lo = used[j];
-        if (used[j] > hi) hi = used[j];
-    }
-    int64_t ns = 0, nm = 0, differs = 0;
-    for (int64_t at = lo; at <= hi; at++) {
-        slot_t* e = &table[at];
-        if (!e->count) continue;
-        /* insertion into the output lists, which stay sorted by value */
-        if (e->count == 1) {
-            int64_t j = ns++;
-            while (j > 0 && singles[j - 1] > e->value) {
-                singles[j] = singles[j - 1];
-                single_pos[j] = single_pos[j - 1];
-                j--;
-            }
-            singles[j] = e->value;
-            single_pos[j] = e->first;
-        } else {
-            int64_t j = nm++;
-            while (j > 0 && multi[j - 1] > e->value) {
-                multi[j] = multi[j - 1];
-                counts[j] = counts[j - 1];
-                doc_freq[j] = doc_freq[j - 1];
-                first[j] = first[j - 1];
-                j--;
-            }
-            multi[j] = e->value;
-            counts[j] = e->count;
-            doc_freq[j] = e->doc_freq;
-            first[j] = e->first;
-            differs |= e->doc_freq != e->count;
-        }
-        e->count = 0;
-    }
-    out[0] = ns;
-    out[1] = nm;
-    out[2] = differs;
-    out[3] = kept;
-    return 0;
 }

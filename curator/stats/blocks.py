@@ -44,9 +44,6 @@ _ALL_ONES = ~_U64(0)
 # chosen for each (group, n) from its previous block (see ``_Work.form``); the first block of
 # each n > 1 starts in occurrence form.
 _OCCURRENCE_SHARE = 0.3
-# Row-form blocks whose last block had at most this share of distinct values (1-grams: ~5%) are
-# aggregated in a hash table (compiled path only): cheaper than sorting when values repeat a lot.
-_HASH_DISTINCT = 0.25
 
 
 class _Work:
@@ -74,22 +71,12 @@ class _Work:
         self.i3 = empty(size, np.int64)
         self.i4 = empty(size, np.int64)
         self.key2 = empty(size, np.uint64)
-        self.used = empty(size, np.int64)
-        self.out = np.empty(4, np.int64)
-        self._table = None
+        self.out = np.empty(3, np.int64)
         self.d1 = empty(size, np.int32)
         self.d2 = empty(size, np.int32)
         self.b1 = empty(size, bool)
         self.b2 = empty(size, bool)
         self.arange = np.arange(size, dtype=np.int64)
-
-    def table(self, bits: int, count: int) -> np.ndarray:
-        """An all-empty hash table of at least 2**bits + count + 1 slots (``kernels.SLOT``); the
-        compiled kernel leaves it empty again."""
-        need = (1 << bits) + count + 1
-        if self._table is None or len(self._table) < need:
-            self._table = np.zeros(max(need, (1 << 17) + self.size + 1), kernels.SLOT)
-        return self._table
 
     def form(self, key: tuple[int, int], n: int) -> bool:
         """True: occurrence form for this (group, n)'s next block."""
@@ -174,23 +161,12 @@ def _aggregate_block(s: np.ndarray, doc: np.ndarray, drop: np.ndarray | None, wo
 
 
 def _aggregate_next(prev: np.ndarray, s: np.ndarray, tok: np.ndarray, n: int, mult: int, doc: np.ndarray,
-                    doc_end: np.ndarray, work: _Work, occurrences: bool, distinct: float | None = None) -> _Block:
+                    doc_end: np.ndarray, work: _Work, occurrences: bool) -> _Block:
     """The compiled path of ``ngrams`` for one (block, n): advance the values from n - 1 (``prev``) to n
     into ``s`` (``s`` is ``tok`` itself for n = 1), build and sort the keys, aggregate. ``doc_end``:
-    the end position of each document of the block. ``distinct``: the expected share of distinct
-    values; when it is small (1-grams) the rows come from a hash table instead of a sort."""
+    the end position of each document of the block."""
     count = len(s)
     work.ensure(count)
-    if not occurrences and distinct is not None and distinct <= _HASH_DISTINCT and count:
-        # A table of about 4x the expected distinct values, so that probes stay short.
-        bits = max(10, int(4 * distinct * count).bit_length())
-        table = work.table(bits, count)
-        args = (work.u1[:count], work.i1[:count], work.key2[:count], work.i2[:count], work.i3[:count],
-                work.i4[:count], work.out)
-        if kernels.block_hash_rows(prev, s, tok, n, mult, doc, doc_end, table, bits, work.used[:count], *args):
-            ns, nm, differs, kept = work.out.tolist()
-            return _rows_block(kept, *args[:-1], [ns, nm, differs])
-        prev = None  # s holds the values now
     low = _low_mask(count)
     key = work.key[:count]
     dropped = kernels.block_keys(prev, s, tok, n, mult, doc, doc_end, low, key)
@@ -210,13 +186,13 @@ def _compiled(order: np.ndarray, low: np.uint64, s: np.ndarray, doc: np.ndarray,
             order.view(np.uint64)[:] &= low  # the kernel stopped part way
             order, _ = _resort(order, s[order], low)
             kernels.block_occurrences(order, low, s, doc, *args)
-        return _occurrences_block(order, hs, work.key2, work.u1, work.i1, work.i2, out.tolist()[:3])
+        return _occurrences_block(order, hs, work.key2, work.u1, work.i1, work.i2, out.tolist())
     args = (work.u1[:k], work.i1[:k], work.key2[:k], work.i2[:k], work.i3[:k], work.i4[:k], out)
     if not kernels.block_rows(order, low, s, doc, *args):
         order.view(np.uint64)[:] &= low
         order, _ = _resort(order, s[order], low)
         kernels.block_rows(order, low, s, doc, *args)
-    return _rows_block(k, *args[:-1], out.tolist()[:3])
+    return _rows_block(k, *args[:-1], out.tolist())
 
 
 def _aggregate(s: np.ndarray, doc: np.ndarray, drop: np.ndarray | None) -> _Block:

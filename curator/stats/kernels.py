@@ -37,11 +37,7 @@ _SIGNATURES = {
     "curator_block_rows": [_P, _I, _U, _P, _P, _P, _P, _P, _P, _P, _P, _P],
     "curator_run_counts": [_P, _I, _P, _P],
     "curator_top_rows": [_P, _P, _I, _I, _U, _P, _P, _P],
-    "curator_block_hash_rows": [_P, _P, _P, _I, _I, _U, _P, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P, _P],
 }
-# One slot of curator_block_hash_rows's table (slot_t): value, count, doc_freq, last document, first position.
-SLOT = np.dtype([("value", np.uint64), ("count", np.int32), ("doc_freq", np.int32), ("last_doc", np.int32),
-                 ("first", np.int32)])
 
 
 def _load() -> tuple[ctypes.CDLL | None, str]:
@@ -86,24 +82,12 @@ def tokenize_words(data: np.ndarray, offsets: np.ndarray, cp_word: np.ndarray | 
                                       _ptr(hashes), _ptr(doc_tok))
 
 
-def block_keys(prev: np.ndarray | None, s: np.ndarray, tok: np.ndarray, n: int, mult: int, doc: np.ndarray,
+def block_keys(prev: np.ndarray, s: np.ndarray, tok: np.ndarray, n: int, mult: int, doc: np.ndarray,
                doc_end: np.ndarray, low: int, key: np.ndarray | None) -> int:
-    """Advance the block's values ``s[:len(s)]`` to n (from ``prev``; None: s holds them already) and build
-    its sort keys into ``key`` (or only the values, with key None); returns how many positions start no
-    n-gram (see ``_kernels.c``)."""
-    return LIB.curator_block_keys(None if prev is None else _ptr(prev), _ptr(s), _ptr(tok), len(s), n, mult,
-                                  _ptr(doc), _ptr(doc_end), int(low), None if key is None else _ptr(key))
-
-
-def block_hash_rows(prev: np.ndarray, s: np.ndarray, tok: np.ndarray, n: int, mult: int, doc: np.ndarray,
-                    doc_end: np.ndarray, table: np.ndarray, bits: int, used: np.ndarray, singles: np.ndarray,
-                    single_pos: np.ndarray, multi: np.ndarray, count: np.ndarray, doc_freq: np.ndarray,
-                    first: np.ndarray, out: np.ndarray) -> bool:
-    """The row form of a block by hashing (see ``_kernels.c``): ``table`` holds at least 2**bits + len(s) + 1
-    empty ``SLOT``s; False when it would fill past half (``s`` is advanced to n either way)."""
-    return LIB.curator_block_hash_rows(_ptr(prev), _ptr(s), _ptr(tok), len(s), n, mult, _ptr(doc), _ptr(doc_end),
-                                       _ptr(table), bits, _ptr(used), _ptr(singles), _ptr(single_pos), _ptr(multi),
-                                       _ptr(count), _ptr(doc_freq), _ptr(first), _ptr(out)) == 0
+    """Advance the block's values ``s[:len(s)]`` to n (from ``prev``) and build its sort keys into ``key``
+    (or only the values, with key None); returns how many positions start no n-gram (see ``_kernels.c``)."""
+    return LIB.curator_block_keys(_ptr(prev), _ptr(s), _ptr(tok), len(s), n, mult, _ptr(doc), _ptr(doc_end), int(low),
+                                  None if key is None else _ptr(key))
 
 
 def block_occurrences(order: np.ndarray, low: int, s: np.ndarray, doc: np.ndarray, hs: np.ndarray,

@@ -331,9 +331,7 @@ class NgramAccumulator:
                 if n not in self.ns:
                     kernels.block_keys(prev, s, tok, n, NGRAM_K, doc, doc_end, 0, None)
                     continue
-                share = work.share.get(key)
-                block = _aggregate_next(prev, s, tok, n, NGRAM_K, doc, doc_end, work, work.form(key, n),
-                                        None if share is None else 1 - share)
+                block = _aggregate_next(prev, s, tok, n, NGRAM_K, doc, doc_end, work, work.form(key, n))
             else:
                 if n == 2:
                     s = np.multiply(tok[:count], _K, out=work.s[:count])

@@ -106,10 +106,8 @@ def _stats_tables(texts, groups, names, **options):
 
 @needs_lib
 @pytest.mark.parametrize("budget", [None, 0])
-@pytest.mark.parametrize("hashing", [0.25, 1.0])
-def test_engine_tables_match_numpy(budget, hashing, numpy_only, monkeypatch, tmp_path):
+def test_engine_tables_match_numpy(budget, numpy_only, monkeypatch, tmp_path):
     monkeypatch.setattr(ng, "_BLOCK_TOKENS", 500)  # many blocks, both forms, spills with budget 0
-    monkeypatch.setattr(bl, "_HASH_DISTINCT", hashing)  # 1.0: every row-form block after the first hashes
     texts = real_docs(150) + TEXTS[:-5] + ["x y x y x y", "same same same same"] * 3
     groups = [i % 2 for i in range(len(texts))]
     options = dict(ns=(1, 2, 3, 5), top_k=15, buckets=97, sample_rate=2, memory_budget=budget, spill_dir=tmp_path)
@@ -154,34 +152,3 @@ def test_run_counts():
     want_v, want_c = np.unique(s, return_counts=True)
     assert values[:u].tolist() == want_v.tolist() and counts[:u].tolist() == want_c.tolist()
     assert kernels.run_counts(s[:0], values, counts) == 0
-
-
-@needs_lib
-@pytest.mark.parametrize("n", [1, 2, 3])
-@pytest.mark.parametrize("distinct", [0.9, 0.12, 0.001])
-def test_hash_rows_match_sorted_rows(n, distinct):
-    # 0.12 fills the table to about a third (many displaced values to put back in order); 0.001 sizes it
-    # for ~2 values: it fills past half, and the block is sorted instead.
-    texts = real_docs(60) + ["the the the cat the", "a b a b a b a b a"]
-    tok = get_tokenizer().encode(pa.array(texts, pa.large_string()))
-    lengths = np.diff(tok.doc_offsets)
-    doc = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
-    doc_end = tok.doc_offsets[1:].copy()
-    results = []
-    for hint in (distinct, None):
-        work = bl._Work()
-        s = tok.hashes.copy()
-        for j in range(2, n + 1):  # values of n - 1 in s, then advanced to n by the kernel
-            s = s[:-1] * np.uint64(ng.NGRAM_K) + tok.hashes[j - 1:]
-        prev = s if n == 1 else (tok.hashes.copy() if n == 2 else
-                                 tok.hashes[:-1] * np.uint64(ng.NGRAM_K) + tok.hashes[1:])
-        out = tok.hashes.copy() if n == 1 else np.empty(len(tok.hashes) - n + 1, np.uint64)
-        block = bl._aggregate_next(prev if n > 1 else out, out, tok.hashes, n, ng.NGRAM_K, doc, doc_end, work,
-                                   False, hint)
-        assert np.array_equal(out, s[: len(out)])
-        first = block.top[2]
-        assert np.array_equal(out[first], block.multi)  # first positions hold their values
-        for values in (block.singles, block.multi):  # state runs must be sorted (finish cuts them by value)
-            assert np.all(values[1:] > values[:-1])
-        results.append((block_rows(block), block.share, sorted(block.lone()[0].tolist())))
-    assert results[0] == results[1]
