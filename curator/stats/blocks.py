@@ -25,6 +25,10 @@ Speed. The temporaries live in reusable buffers (``_Work``) sized for one block,
 block allocates (and page-faults) only what it keeps as state; ``np.take`` into them uses
 ``mode="clip"`` (the indices are always in range), since the default mode buffers its output.
 The form of a (group, n)'s next block follows the share of repeated values in its last one.
+
+Compiled path. Where ``kernels`` is loaded, ``_aggregate_next`` builds the keys and ``_compiled``
+reads the sorted keys in one C pass per form (``_kernels.c``); the numpy functions here are the
+fallback and the reference the tests compare with.
 """
 from __future__ import annotations
 
@@ -182,17 +186,21 @@ def _compiled(order: np.ndarray, low: np.uint64, s: np.ndarray, doc: np.ndarray,
     if occurrences:
         hs = np.empty(k, np.uint64)  # fresh: it becomes the state
         args = (hs, work.key2[:k], work.u1[:k], work.i1[:k], work.i2[:k], out)
-        if not kernels.block_occurrences(order, low, s, doc, *args):
-            order.view(np.uint64)[:] &= low  # the kernel stopped part way
-            order, _ = _resort(order, s[order], low)
-            kernels.block_occurrences(order, low, s, doc, *args)
-        return _occurrences_block(order, hs, work.key2, work.u1, work.i1, work.i2, out.tolist())
+        order = _run_sorted(kernels.block_occurrences, order, low, s, doc, args)
+        return _occurrences_block(order, *args[:-1], out.tolist())
     args = (work.u1[:k], work.i1[:k], work.key2[:k], work.i2[:k], work.i3[:k], work.i4[:k], out)
-    if not kernels.block_rows(order, low, s, doc, *args):
+    _run_sorted(kernels.block_rows, order, low, s, doc, args)
+    return _rows_block(k, *args[:-1], out.tolist())
+
+
+def _run_sorted(kernel, order: np.ndarray, low: np.uint64, s: np.ndarray, doc: np.ndarray, args: tuple) -> np.ndarray:
+    """Run a block kernel over the sorted keys; where values sharing a key prefix interleave (the kernel
+    says so and stops part way), repair the order and run it again. Returns the positions in order."""
+    if not kernel(order, low, s, doc, *args):
         order.view(np.uint64)[:] &= low
         order, _ = _resort(order, s[order], low)
-        kernels.block_rows(order, low, s, doc, *args)
-    return _rows_block(k, *args[:-1], out.tolist())
+        kernel(order, low, s, doc, *args)
+    return order
 
 
 def _aggregate(s: np.ndarray, doc: np.ndarray, drop: np.ndarray | None) -> _Block:
