@@ -24,6 +24,7 @@ from ..store import Store
 from ..store.faults import crash_point
 from .ids import IdHasher
 from .readers import FieldMap, Reject, discover, read_documents
+from .seen import SeenIds, filter_mask
 
 ORIGINS = ("human", "synthetic", "edited", "labeled")
 
@@ -82,9 +83,10 @@ def ingest(
     decoding_json = json.dumps(decoding, sort_keys=True) if decoding is not None else None
     with store.transaction("ingest", args) as tx:
         result = IngestResult(tx.run_id, 0, generation, origin, [str(f) for f, _ in files])
-        seen = [tx.dataset("samples").to_table(columns=["sample_id"], filter=f"generation = {generation}")["sample_id"]]
+        seen = SeenIds(tx.dataset("samples").to_table(columns=["sample_id"],
+                                                      filter=f"generation = {generation}")["sample_id"])
         streaming = None
-        if stats and len(seen[0]) == 0:
+        if stats and len(seen) == 0:
             # A new generation: count its n-grams from the input stream instead of reading it back.
             from ..stats.corpus import StreamingStats
 
@@ -138,23 +140,13 @@ def ingest(
     return result
 
 
-def _new_rows(table: pa.Table, hasher: IdHasher, generation: int, seen: list[pa.ChunkedArray | pa.Array]) -> pa.Table:
-    """Add content ids and drop rows already in the store or earlier in this ingest."""
+def _new_rows(table: pa.Table, hasher: IdHasher, generation: int, seen: SeenIds) -> pa.Table:
+    """Add content ids and drop rows already in the store or earlier in this ingest (of duplicates
+    inside a batch, the first: the earliest line)."""
     ids = hasher.ids(table, generation)
     table = table.append_column("sample_id", ids["sample_id"]).append_column("text_hash", ids["text_hash"]) \
                  .append_column("prompt_id", ids["prompt_id"])
-    known = pa.chunked_array([c for s in seen for c in (s.chunks if isinstance(s, pa.ChunkedArray) else [s])],
-                             type=pa.string())
-    fresh = pc.invert(pc.is_in(table["sample_id"], value_set=known.combine_chunks()))
-    table = table.filter(fresh)
-    if table.num_rows:
-        # Duplicates inside the batch: keep the first occurrence (the earliest line).
-        import polars as pl
-
-        first = pl.from_arrow(table.select(["sample_id"]))["sample_id"].is_first_distinct().to_arrow()
-        table = table.filter(first)
-        seen.append(table["sample_id"])
-    return table
+    return filter_mask(table, seen.fresh(table["sample_id"]))
 
 
 def _complete(table: pa.Table, generation: int, origin: str, model: str | None, decoding: str | None,

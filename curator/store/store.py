@@ -43,6 +43,16 @@ _COMPACT_RUNS_AT = 32
 # 450 vs 65 MB/s measured on one core) and reads it 2x faster; ingest speed matters more here than
 # the smaller files of the newer formats.
 FILE_FORMAT = "2.0"
+# Tables of numbers and short repeated strings are the other way round: 2.1 writes the n-gram
+# sample (a million rows per 100 MB of text) 3x faster than 2.0 (0.10 vs 0.32 s, one core) and
+# reads it as fast. A table keeps the format it was created with; this only picks it.
+_NUMERIC_FORMAT = "2.1"
+_NUMERIC_TABLES = frozenset({"ngram_totals", "ngram_buckets", "ngram_top", "ngram_sample"})
+
+
+def file_format(table: str) -> str:
+    """The Lance file format a new table is created with."""
+    return _NUMERIC_FORMAT if table in _NUMERIC_TABLES else FILE_FORMAT
 DEFAULT_STORE = "curator-store"
 _TAG_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 
@@ -100,7 +110,7 @@ class Store:
             for table in DATA_TABLES:
                 # mode=overwrite: a creation killed half-way left datasets but no runs.lance; start again.
                 ds = lance.write_dataset(_empty(table), self._uri(table), mode="overwrite",
-                                         data_storage_version=FILE_FORMAT)
+                                         data_storage_version=file_format(table))
                 versions[table] = ds.version
             started = _now()
             # runs is written last: its existence is what makes the store exist.
@@ -252,7 +262,7 @@ class Store:
                 if table not in committed:
                     # Migration: a table added by a newer curator than the one that made the store.
                     lance.write_dataset(_empty(table), self._uri(table), mode="overwrite",
-                                        data_storage_version=FILE_FORMAT)
+                                        data_storage_version=file_format(table))
                     tx.created.add(table)
                     tx.written.add(table)
             try:
@@ -336,7 +346,7 @@ class Transaction:
 
         data = self._conform(table, data)
         frags = write_fragments(data, self.store._uri(table), schema=data.schema, max_rows_per_file=1 << 22,
-                                data_storage_version=FILE_FORMAT)
+                                data_storage_version=file_format(table))
         for frag in frags:
             self._orphans.extend(str(Path(self.store._uri(table)) / "data" / f.path) for f in frag.files)
         return frags
