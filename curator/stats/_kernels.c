@@ -77,6 +77,75 @@ static inline uint64_t token_word(const uint8_t* q, const uint8_t* limit, int64_
     return y;
 }
 
+/* Byte classes 64 bytes at a time (the tokenizer's inner loops). A branch per byte mispredicts
+   at every word end; bit masks of a 64-byte window and a count of trailing zeros find a run's end
+   without one. word: bit i set when byte i is an ASCII letter or digit (class 1); sep: when it is
+   any other ASCII byte (class 0). Bytes >= 0x80 (class 2) are in neither. */
+#define WINDOW 64
+struct window {
+    int64_t at; /* offset of the window's first byte in the data, or -WINDOW before the first */
+    uint64_t word, sep;
+};
+
+static inline int ctz64(uint64_t x) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctzll(x);
+#else
+    int n = 0;
+    while (!(x & 1)) { x >>= 1; n++; }
+    return n;
+#endif
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define HAVE_WINDOWS 1
+/* Unsigned "x - lo < width" per byte, as a movemask: the subtraction wraps, and xor 0x80 turns the
+   unsigned comparison into SSE2's signed one. */
+static inline uint32_t in_range16(__m128i x, char lo, int width) {
+    __m128i v = _mm_xor_si128(_mm_sub_epi8(x, _mm_set1_epi8(lo)), _mm_set1_epi8((char)0x80));
+    return (uint32_t)_mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8((char)(0x80 + width))));
+}
+
+static inline void load_window(const uint8_t* q, struct window* w) {
+    uint64_t word = 0, high = 0;
+    for (int j = 0; j < 4; j++) {
+        __m128i x = _mm_loadu_si128((const __m128i*)(q + 16 * j));
+        uint64_t letters = in_range16(_mm_or_si128(x, _mm_set1_epi8(0x20)), 'a', 26);
+        uint64_t digits = in_range16(x, '0', 10);
+        word |= (letters | digits) << (16 * j);
+        high |= (uint64_t)(uint32_t)_mm_movemask_epi8(x) << (16 * j);
+    }
+    w->word = word;
+    w->sep = ~(word | high);
+}
+#else
+#define HAVE_WINDOWS 0
+static inline void load_window(const uint8_t* q, struct window* w) { (void)q; (void)w; }
+#endif
+
+/* The first position from p (p < limit) whose byte is not of class cls (0 or 1), or limit. May pass
+   the current document's end: callers clamp. */
+static inline const uint8_t* skip_class(const uint8_t* data, const uint8_t* limit, const uint8_t* p,
+                                        struct window* w, int cls) {
+    for (;;) {
+        int64_t off = (p - data) - w->at;
+        if (off < 0 || off >= WINDOW) {
+            if (!HAVE_WINDOWS || p + WINDOW > limit) break;
+            w->at = p - data;
+            load_window(p, w);
+            off = 0;
+        }
+        uint64_t rest = ~((cls ? w->word : w->sep) >> off); /* bits past the window read as "stop" */
+        int64_t run = rest ? ctz64(rest) : WINDOW;
+        p += run;
+        if (off + run < WINDOW) return p;
+        if (p >= limit) return limit;
+    }
+    while (p < limit && BYTE_CLASS[*p] == cls) p++; /* the last bytes of the data: one at a time */
+    return p;
+}
+
 /* word_v1 over documents data[offsets[d]:offsets[d+1]] (d < ndocs; data holds nbytes bytes, already
    lowercased where it is not ASCII). cp_word: one byte per code point (1 = letter, mark or number),
    or NULL when the data is all ASCII. Writes every token's byte bounds and hash, and the token
@@ -88,22 +157,20 @@ int64_t curator_tokenize_words(const uint8_t* data, int64_t nbytes, const int64_
                                int64_t* doc_tok) {
     if (!byte_class_ready) init_byte_class();
     const uint8_t* limit = data + nbytes;
+    struct window win = {-WINDOW, 0, 0};
     int64_t count = 0;
     for (int64_t d = 0; d < ndocs; d++) {
         doc_tok[d] = count;
         const uint8_t* p = data + offsets[d];
         const uint8_t* end = data + offsets[d + 1];
         while (p < end) {
+            p = skip_class(data, limit, p, &win, 0);
+            if (p >= end) break;
             const uint8_t* st = p;
-            uint8_t c = BYTE_CLASS[*p];
-            if (c == 0) {
-                p++;
-                continue;
-            }
-            if (c == 1) {
-                /* The common case: a run of ASCII word bytes, one table lookup per byte. */
-                p++;
-                while (p < end && BYTE_CLASS[*p] == 1) p++;
+            if (BYTE_CLASS[*p] == 1) {
+                /* The common case: a run of ASCII word bytes (it may run on into the next document). */
+                p = skip_class(data, limit, p, &win, 1);
+                if (p > end) p = end;
             }
             if (p < end && BYTE_CLASS[*p] == 2) {
                 /* Code point by code point from here (p may still be st). */

@@ -96,6 +96,33 @@ def test_tokenizer_on_ascii_only_and_empty_batches(numpy_only):
         assert np.array_equal(h, ref.hashes) and np.array_equal(o, ref.doc_offsets)
 
 
+@needs_lib
+@pytest.mark.parametrize("seed", range(6))
+def test_tokenizer_matches_numpy_on_random_bytes_across_windows(numpy_only, seed):
+    # The compiled tokenizer classifies 64-byte windows at a time: tokens, separator runs and
+    # multi-byte characters must come out the same wherever they fall against a window's edges,
+    # a document's edges and the end of the data (where it goes byte by byte).
+    rng = np.random.default_rng(seed)
+    alphabet = list("abcXYZ019 _.,-\t\n@[`{/:") + ["é", "Σ", "日", "😀", "ǅ", "½", "\u0301", "\u00a0"]
+    weights = np.array([8.0] * 9 + [6.0] + [1.0] * 12 + [0.4] * 8)
+    docs = []
+    for _ in range(300):
+        n = int(rng.integers(0, 200))
+        docs.append("".join(rng.choice(alphabet, n, p=weights / weights.sum())))
+    docs += ["w" * 63, "w" * 64, "w" * 65, "w" * 127 + " " + "v" * 129, " " * 64 + "x", ""]
+    tok = get_tokenizer("word_v1")
+    batches = [pa.array(docs, pa.large_string()), pa.array([d for d in docs if d.isascii()], pa.large_string()),
+               pa.array(docs[:7], pa.large_string())]
+    compiled = [(b.hashes.copy(), b.doc_offsets.copy(), b.strings(np.arange(len(b.hashes))))
+                for b in map(tok.encode, batches)]
+    numpy_only()
+    for (h, o, s), batch in zip(compiled, batches):
+        ref = tok.encode(batch)
+        assert np.array_equal(o, ref.doc_offsets)
+        assert np.array_equal(h, ref.hashes)
+        assert s == ref.strings(np.arange(len(ref.hashes)))
+
+
 def _stats_tables(texts, groups, names, **options):
     with ng.NgramAccumulator(**options) as acc:
         for i in range(0, len(texts), 37):
