@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 # Must equal CURATOR_KERNELS_ABI in _kernels.c: a library built from another version is refused.
-ABI = 1
+ABI = 2
 _PATH = Path(__file__).with_name("_kernels.so")
 
 _P = ctypes.c_void_p
@@ -36,6 +36,7 @@ _SIGNATURES = {
     "curator_block_occurrences": [_P, _I, _U, _P, _P, _P, _P, _P, _P, _P, _P],
     "curator_block_rows": [_P, _I, _U, _P, _P, _P, _P, _P, _P, _P, _P, _P],
     "curator_run_counts": [_P, _I, _P, _P],
+    "curator_gather": [_P, _P, _P, _I, _P],
     "curator_top_rows": [_P, _P, _I, _I, _U, _P, _P, _P],
 }
 
@@ -111,6 +112,17 @@ def block_rows(order: np.ndarray, low: int, s: np.ndarray, doc: np.ndarray, sing
 def run_counts(sorted_values: np.ndarray, values: np.ndarray, counts: np.ndarray) -> int:
     """Distinct values of a sorted uint64 array and their counts; returns how many."""
     return LIB.curator_run_counts(_ptr(sorted_values), len(sorted_values), _ptr(values), _ptr(counts))
+
+
+def addresses(arrays: list[np.ndarray]) -> np.ndarray:
+    """The data addresses of ``arrays`` (uint64), for ``gather``; the arrays must outlive its calls."""
+    return np.array([a.ctypes.data for a in arrays], np.uint64)
+
+
+def gather(addrs: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> int:
+    """Copy the slices [lo[i], hi[i]) of the arrays of 8-byte elements at ``addrs`` (``addresses``) one
+    after another into ``out``; returns the elements written. lo, hi: contiguous int64."""
+    return LIB.curator_gather(_ptr(addrs), _ptr(lo), _ptr(hi), len(addrs), _ptr(out))
 
 
 def top_rows(values: np.ndarray, counts: np.ndarray, k: int, salt: int) -> np.ndarray:
