@@ -45,71 +45,74 @@ def id_numbers(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
     return id_numbers(pa.array(digests, pa.string()))
 
 
-def _lexsorted(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Positions in (hi, lo) order, ties in position order."""
-    return np.lexsort((lo, hi))
+def _first_in_sorted(sh: np.ndarray, sl: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """For ids sorted by hi (stably: ``order`` gives their positions), a mask of the first occurrence
+    of each distinct (hi, lo). Runs of equal hi are rare (duplicates, or 64-bit collisions): only
+    those rows are sorted again by (hi, lo, position)."""
+    first = np.ones(len(sh), bool)
+    same = np.flatnonzero(sh[1:] == sh[:-1])
+    if not len(same):
+        return first
+    rows = np.unique(np.concatenate([same, same + 1]))
+    sub = rows[np.lexsort((order[rows], sl[rows], sh[rows]))]
+    dup = (sh[sub[1:]] == sh[sub[:-1]]) & (sl[sub[1:]] == sl[sub[:-1]])
+    first[sub[1:][dup]] = False
+    return first
 
 
 class SeenIds:
     """A growing set of 128-bit ids; ``fresh`` says which of a batch are new and adds them."""
 
     def __init__(self, ids: pa.Array | pa.ChunkedArray | None = None) -> None:
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # sorted (hi, lo), largest first
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (hi, lo) sorted by hi, largest first
         if ids is not None and len(ids):
-            hi, lo = id_numbers(ids)
-            keep = self._first_of_each(hi, lo)
-            order = _lexsorted(hi[keep], lo[keep])
-            self._runs.append((hi[keep][order], lo[keep][order]))
+            self.fresh(ids)
 
     def __len__(self) -> int:
         return sum(len(h) for h, _ in self._runs)
 
-    @staticmethod
-    def _first_of_each(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        """Mask of the first occurrence of each distinct (hi, lo)."""
-        order = _lexsorted(hi, lo)
-        sh, sl = hi[order], lo[order]
-        first = np.ones(len(order), bool)
-        first[1:] = (sh[1:] != sh[:-1]) | (sl[1:] != sl[:-1])
-        mask = np.empty(len(order), bool)
-        mask[order] = first  # the stable sort puts the earliest occurrence first in each run
-        return mask
-
-    def _known(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        """Mask of the ids already in the set."""
-        known = np.zeros(len(hi), bool)
+    def _known(self, sh: np.ndarray, sl: np.ndarray) -> np.ndarray:
+        """Mask of the ids (sorted by hi) already in the set."""
+        known = np.zeros(len(sh), bool)
         for rh, rl in self._runs:
-            left = np.searchsorted(rh, hi, "left")
-            right = np.searchsorted(rh, hi, "right")
+            # Sorted queries: numpy's binary search starts from the previous answer.
+            left = np.searchsorted(rh, sh, "left")
+            right = np.searchsorted(rh, sh, "right")
             width = right - left
             one = np.flatnonzero(width == 1)
-            known[one] |= rl[left[one]] == lo[one]
+            known[one] |= rl[left[one]] == sl[one]
             # Several ids share the top 64 bits (as good as never for md5): check each one.
             for i in np.flatnonzero(width > 1):
-                known[i] |= bool(np.any(rl[left[i] : right[i]] == lo[i]))
+                known[i] |= bool(np.any(rl[left[i] : right[i]] == sl[i]))
         return known
 
     def fresh(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
         """Mask of the ids of a batch not seen before and first in the batch (None: all of them);
         those are added to the set."""
         hi, lo = id_numbers(ids)
-        mask = self._first_of_each(hi, lo)
+        order = np.argsort(hi, kind="stable")
+        sh, sl = hi[order], lo[order]
+        keep = _first_in_sorted(sh, sl, order)
         if self._runs:
-            mask &= ~self._known(hi, lo)
-        keep = np.flatnonzero(mask)
-        if len(keep):
-            order = _lexsorted(hi[keep], lo[keep])
-            self._add(hi[keep][order], lo[keep][order])
-        return None if len(keep) == len(hi) else mask
+            keep &= ~self._known(sh, sl)
+        kept = int(np.count_nonzero(keep))
+        if kept:
+            self._add(sh[keep], sl[keep])
+        if kept == len(hi):
+            return None
+        mask = np.empty(len(hi), bool)
+        mask[order] = keep
+        return mask
 
     def _add(self, hi: np.ndarray, lo: np.ndarray) -> None:
         self._runs.append((hi, lo))
-        # Merge while the newest run is at least half the size of the one before it.
+        # Merge while the newest run is at least half the size of the one before it; a stable sort
+        # of two sorted runs is one linear merge.
         while len(self._runs) > 1 and 2 * len(self._runs[-1][0]) >= len(self._runs[-2][0]):
             (h2, l2), (h1, l1) = self._runs.pop(), self._runs.pop()
-            h, lo_ = np.concatenate([h1, h2]), np.concatenate([l1, l2])
-            order = _lexsorted(h, lo_)
-            self._runs.append((h[order], lo_[order]))
+            h = np.concatenate([h1, h2])
+            order = np.argsort(h, kind="stable")
+            self._runs.append((h[order], np.concatenate([l1, l2])[order]))
 
 
 def filter_mask(table: pa.Table, mask: np.ndarray | None) -> pa.Table:

@@ -93,3 +93,10 @@ def test_empty_and_single(n):
     mask = seen.fresh(pa.array([_md5(0)] * n, pa.string()))
     assert mask is None
     assert len(seen) == n
+
+
+def test_repeated_ids_sharing_top_bits_within_a_batch_keep_their_first():
+    # Equal top halves put these in one run of the hi sort; the repeats are not neighbours there.
+    top = "a" * 16
+    ids = [top + f"{i:016x}" for i in (5, 1, 5, 3, 1, 5)]
+    assert SeenIds().fresh(pa.array(ids)).tolist() == [True, True, False, True, False, False]
