@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define CURATOR_KERNELS_ABI 2
+#define CURATOR_KERNELS_ABI 3
 
 #define MIX1 0xBF58476D1CE4E5B9ULL
 #define MIX2 0x94D049BB133111EBULL
@@ -329,20 +329,22 @@ int64_t curator_gather(const uint64_t* addrs, const int64_t* lo, const int64_t* 
     return at;
 }
 
-/* Distinct values of a sorted array and how often each occurs; returns their number. */
+/* Distinct values of a sorted array and how often each occurs; returns their number. Branch-free
+   (most values are distinct, but not predictably so): every element rewrites its run's value and
+   count, and the run index moves on where the value changes. */
 int64_t curator_run_counts(const uint64_t* sorted, int64_t m, uint64_t* values, int64_t* counts) {
-    int64_t u = 0;
-    int64_t i = 0;
-    while (i < m) {
-        uint64_t v = sorted[i];
-        int64_t j = i + 1;
-        while (j < m && sorted[j] == v) j++;
-        values[u] = v;
-        counts[u] = j - i;
-        u++;
-        i = j;
+    if (m <= 0) return 0;
+    int64_t u = 0, start = 0;
+    values[0] = sorted[0];
+    for (int64_t i = 1; i < m; i++) {
+        int64_t change = sorted[i] != sorted[i - 1];
+        counts[u] = i - start;
+        u += change;
+        start = change ? i : start;
+        values[u] = sorted[i];
     }
-    return u;
+    counts[u] = m - start;
+    return u + 1;
 }
 
 /* In-place selection (Hoare partition, median of three): afterwards a[r] holds the value it would
@@ -404,4 +406,38 @@ int64_t curator_top_rows(const uint64_t* values, const int64_t* counts, int64_t 
             out[o++] = i;
     }
     return o;
+}
+
+/* hash % d for a fixed d >= 2, by a multiply: with M = floor(2^64 / d), q = floor(hash * M / 2^64) is
+   floor(hash / d) or one less, so one correction step gives the remainder exactly. */
+static inline uint64_t mod_by(uint64_t x, uint64_t d, uint64_t magic) {
+#if defined(__SIZEOF_INT128__)
+    uint64_t q = (uint64_t)(((unsigned __int128)x * magic) >> 64);
+    uint64_t r = x - q * d;
+    return r >= d ? r - d : r;
+#else
+    (void)magic;
+    return x % d;
+#endif
+}
+
+/* Folds one value range's rows (fold.py) into a dense bucket histogram: h[i] = mix64(v[i] ^ salt)
+   (the n-gram's final hash), hist[h[i] % buckets] += c[i], and the indices of the rows with h[i] <
+   limit (the sample; limit 0: none) into keep. Returns how many were kept. */
+int64_t curator_fold_rows(const uint64_t* v, const int64_t* c, int64_t m, uint64_t salt, uint64_t buckets,
+                          int64_t* hist, uint64_t limit, uint64_t* h, int64_t* keep) {
+#if defined(__SIZEOF_INT128__)
+    uint64_t magic = buckets > 1 ? (uint64_t)(((unsigned __int128)1 << 64) / buckets) : 0;
+#else
+    uint64_t magic = 0;
+#endif
+    int64_t nk = 0;
+    for (int64_t i = 0; i < m; i++) {
+        uint64_t x = mix64(v[i] ^ salt);
+        h[i] = x;
+        hist[buckets > 1 ? mod_by(x, buckets, magic) : 0] += c[i];
+        keep[nk] = i;
+        nk += x < limit;
+    }
+    return nk;
 }

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from curator.stats import kernels
 from curator.stats.buffers import Buffers
 from curator.stats.sorting import _EMPTY_I64, _EMPTY_U64, _top_indices
+from curator.stats.tokenize import GOLDEN
 from curator.stats.values import _FINALISE_ROWS, _finalise
 
 _U64 = np.uint64
+_M64 = (1 << 64) - 1
 
 
 class _Fold:
@@ -27,8 +30,8 @@ class _Fold:
         self.top_k = top_k
         self.limit = _U64((1 << 64) // sample_rate) if sample_rate > 1 else None
         self.distinct = 0
-        # Dense float64 sums (exact below 2**53) unless the histogram itself would be large.
-        self.hist = np.zeros(buckets, np.float64) if buckets <= dense_buckets else None
+        # A dense histogram unless the histogram itself would be large.
+        self.hist = np.zeros(buckets, np.int64) if buckets <= dense_buckets else None
         self.sparse: list[tuple[np.ndarray, np.ndarray]] = []
         # Current top-k: hash, value, count, doc_freq, in rank order.
         self.top = (_EMPTY_U64, _EMPTY_U64, _EMPTY_I64, _EMPTY_I64)
@@ -44,6 +47,9 @@ class _Fold:
             return
         m = len(v)
         self.distinct += m
+        if kernels.LIB is not None and self.hist is not None:
+            self._add_compiled(v, c, d, scratch)
+            return
         if scratch is None:
             h = _finalise(v, self.n)
         else:
@@ -57,13 +63,31 @@ class _Fold:
         np.subtract(h, bucket, out=bucket)
         bucket = bucket.view(np.int64)
         if self.hist is not None:
-            self.hist += np.bincount(bucket, weights=c, minlength=self.buckets)
+            # float64 weights are exact: one range's sums are far below 2**53.
+            self.hist += np.rint(np.bincount(bucket, weights=c, minlength=self.buckets)).astype(np.int64)
         else:
             ub, inv = np.unique(bucket, return_inverse=True)
             self.sparse.append((ub, np.bincount(inv, weights=c)))
         self._add_top(h, v, c, d)
         if self.limit is not None:
             keep = np.flatnonzero(h < self.limit)
+            self.samples.append((h[keep], c[keep], d[keep]))
+        else:
+            self.samples.append((h.copy(), c.copy(), d.copy()))
+
+    def _add_compiled(self, v, c, d, scratch: Buffers | None) -> None:
+        """``add`` in one compiled pass for the hashes, the histogram and the sample rows."""
+        m = len(v)
+        v = np.ascontiguousarray(v, np.uint64)
+        c = np.ascontiguousarray(c, np.int64)
+        h = np.empty(m, np.uint64) if scratch is None else scratch.get("fold.hash", m, np.uint64)
+        keep = np.empty(m, np.int64) if scratch is None else scratch.get("fold.keep", m, np.int64)
+        salt = (self.n * GOLDEN) & _M64
+        kept = kernels.fold_rows(v, c, salt, self.buckets, self.hist, 0 if self.limit is None else int(self.limit), h,
+                                 keep)
+        self._add_top(h, v, c, d)
+        if self.limit is not None:
+            keep = keep[:kept]
             self.samples.append((h[keep], c[keep], d[keep]))
         else:
             self.samples.append((h.copy(), c.copy(), d.copy()))
@@ -93,7 +117,7 @@ class _Fold:
         if self.hist is not None:
             nz = np.flatnonzero(self.hist)
             self.bucket_ids = nz.astype(np.int32)
-            self.bucket_counts = np.rint(self.hist[nz]).astype(np.int64)
+            self.bucket_counts = self.hist[nz]
         elif self.sparse:
             ub, inv = np.unique(np.concatenate([b for b, _ in self.sparse]), return_inverse=True)
             sums = np.bincount(inv, weights=np.concatenate([s for _, s in self.sparse]))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 # Must equal CURATOR_KERNELS_ABI in _kernels.c: a library built from another version is refused.
-ABI = 2
+ABI = 3
 _PATH = Path(__file__).with_name("_kernels.so")
 
 _P = ctypes.c_void_p
@@ -37,6 +37,7 @@ _SIGNATURES = {
     "curator_block_rows": [_P, _I, _U, _P, _P, _P, _P, _P, _P, _P, _P, _P],
     "curator_run_counts": [_P, _I, _P, _P],
     "curator_gather": [_P, _P, _P, _I, _P],
+    "curator_fold_rows": [_P, _P, _I, _U, _U, _P, _U, _P, _P],
     "curator_top_rows": [_P, _P, _I, _I, _U, _P, _P, _P],
 }
 
@@ -123,6 +124,14 @@ def gather(addrs: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -
     """Copy the slices [lo[i], hi[i]) of the arrays of 8-byte elements at ``addrs`` (``addresses``) one
     after another into ``out``; returns the elements written. lo, hi: contiguous int64."""
     return LIB.curator_gather(_ptr(addrs), _ptr(lo), _ptr(hi), len(addrs), _ptr(out))
+
+
+def fold_rows(v: np.ndarray, c: np.ndarray, salt: int, buckets: int, hist: np.ndarray, limit: int, h: np.ndarray,
+              keep: np.ndarray) -> int:
+    """Final hashes ``h = mix64(v ^ salt)``, ``hist[h % buckets] += c`` (int64 hist) and the indices of the
+    rows with h < limit (none for limit 0) into ``keep``; returns how many. v uint64, c int64, h and keep
+    as long as v."""
+    return LIB.curator_fold_rows(_ptr(v), _ptr(c), len(v), salt, buckets, _ptr(hist), limit, _ptr(h), _ptr(keep))
 
 
 def top_rows(values: np.ndarray, counts: np.ndarray, k: int, salt: int) -> np.ndarray:

@@ -179,3 +179,32 @@ def test_run_counts():
     want_v, want_c = np.unique(s, return_counts=True)
     assert values[:u].tolist() == want_v.tolist() and counts[:u].tolist() == want_c.tolist()
     assert kernels.run_counts(s[:0], values, counts) == 0
+    # Runs at the very start and end, single elements, all equal, all distinct.
+    for case in ([7], [7, 7], [1, 2, 2, 2, 3], [5] * 100, list(range(100)), [0, 0, 2**64 - 1, 2**64 - 1]):
+        s = np.array(case, np.uint64)
+        u = kernels.run_counts(s, values, counts)
+        want_v, want_c = np.unique(s, return_counts=True)
+        assert values[:u].tolist() == want_v.tolist() and counts[:u].tolist() == want_c.tolist()
+
+
+@needs_lib
+@pytest.mark.parametrize("buckets", [1, 2, 3, 7, 10_000, 65_536, 1_000_003])
+def test_fold_rows_matches_numpy(buckets):
+    # The histogram's remainder is computed by a multiply: check it against numpy's %, also for
+    # hashes at the top of the range, and the sample rows against a plain comparison.
+    rng = np.random.default_rng(buckets)
+    v = np.concatenate([rng.integers(0, 2**64 - 1, 5000, dtype=np.uint64, endpoint=True),
+                        np.array([0, 1, 2**63, 2**64 - 1], np.uint64)])
+    c = rng.integers(1, 50, len(v)).astype(np.int64)
+    n = 3
+    salt = (n * GOLDEN) % 2**64
+    hist = np.zeros(buckets, np.int64)
+    h, keep = np.empty(len(v), np.uint64), np.empty(len(v), np.int64)
+    limit = 2**64 // 16
+    kept = kernels.fold_rows(v, c, salt, buckets, hist, limit, h, keep)
+    want_h = _finalise(v, n)
+    assert np.array_equal(h, want_h)
+    assert np.array_equal(hist, np.bincount((want_h % np.uint64(buckets)).astype(np.int64), weights=c,
+                                            minlength=buckets).astype(np.int64))
+    assert keep[:kept].tolist() == np.flatnonzero(want_h < np.uint64(limit)).tolist()
+    assert kernels.fold_rows(v, c, salt, buckets, hist, 0, h, keep) == 0  # limit 0: no sample
