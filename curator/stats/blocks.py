@@ -96,8 +96,9 @@ class _Block:
 
     State: ``singles`` (values counted once per element; count 1, doc_freq 1), ``repeats``
     (values whose doc_freq drops by one per element), ``multi``/``count``/``doc_freq`` rows.
-    Candidates: ``top`` = (values seen at least twice, their counts, first positions);
-    ``lone()`` = (values seen once, their positions; valid until the next block). ``share``:
+    Candidates: ``top`` = (values seen at least twice, their counts, first positions) and
+    ``lone()`` = (values seen once, their positions), both valid until the next block (they
+    may lie in the block pipeline's buffers). ``share``:
     the share of positions that repeat their predecessor's value in sorted order.
     """
 
@@ -315,7 +316,7 @@ def _occurrences_block(order, hs, repeats, top_v, top_c, top_first, counts: list
     k = len(hs)
     if not nd:
         return _all_single(hs, order)
-    top = (top_v[:nt].copy(), top_c[:nt].copy(), top_first[:nt].copy())
+    top = (top_v[:nt], top_c[:nt], top_first[:nt])  # work buffers: valid until the next block
 
     def lone() -> tuple[np.ndarray, np.ndarray]:
         single = np.ones(k, bool)
@@ -331,8 +332,8 @@ def _occurrences_block(order, hs, repeats, top_v, top_c, top_first, counts: list
 def _rows_block(k: int, singles, single_pos, multi, count, doc_freq, first, counts: list[int]) -> _Block:
     ns, nm, differs = counts
     share = 1 - (ns + nm) / k if k else 0.0
-    singles = singles[:ns].copy()
-    single_pos = single_pos[:ns].copy()
+    singles = singles[:ns].copy()  # state: fresh memory
+    single_pos = single_pos[:ns]  # for lone(), valid until the next block like the buffer it lies in
 
     def lone() -> tuple[np.ndarray, np.ndarray]:
         return singles, single_pos
@@ -342,7 +343,7 @@ def _rows_block(k: int, singles, single_pos, multi, count, doc_freq, first, coun
     multi = multi[:nm].copy()
     count = count[:nm].copy()
     doc_freq = doc_freq[:nm].copy() if differs else count
-    return _Block(singles, _EMPTY_U64, multi, count, doc_freq, (multi, count, first[:nm].copy()), lone, share)
+    return _Block(singles, _EMPTY_U64, multi, count, doc_freq, (multi, count, first[:nm]), lone, share)
 
 
 def _blocks(offsets: np.ndarray, d0: int, d1: int, block_tokens: int):

@@ -47,7 +47,8 @@ class _TopTexts:
                 v = np.concatenate([v, lone[sel]])
                 c = np.concatenate([c, np.ones(len(sel), np.int64)])
                 first = np.concatenate([first, lone_pos[sel]])
-        pending.setdefault((g, n), []).append((v, c, first + t0))
+        # Copies (at most k rows): the block's arrays may lie in buffers the next block reuses.
+        pending.setdefault((g, n), []).append((np.array(v, np.uint64), np.array(c, np.int64), first + t0))
 
     def keep(self, batch: TokenBatch, pending: dict, positions: np.ndarray | None) -> None:
         """Remember the texts of the batch's best n-grams per group and n (``positions`` maps the
