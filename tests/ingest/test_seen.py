@@ -36,7 +36,7 @@ def _masks(batches: list[list[str]], existing: list[str]) -> list[list[bool]]:
 
 
 def test_id_numbers_are_the_md5_digest():
-    ids = [_md5(i) for i in range(5)] + ["0123456789ABCDEF0123456789abcdef"]
+    ids = [_md5(i) for i in range(5)] + ["0123456789abcdef0123456789abcdef"]
     hi, lo = id_numbers(pa.array(ids))
     for s, h, low in zip(ids, hi.tolist(), lo.tolist()):
         assert (h << 64) | low == int(s, 16)
@@ -78,6 +78,22 @@ def test_ids_that_are_not_md5_hex_are_numbered_by_their_md5():
     seen = SeenIds(pa.array(["sample-2"]))
     assert seen.fresh(pa.array(odd)).tolist() == [True, False, True, False, True]
     assert seen.fresh(pa.array(["sample-1", "sample-3"])).tolist() == [False, True]
+    # Uppercase hex is another id than its lowercase form; 32 characters that are not hex too.
+    low = _md5(9)
+    assert seen.fresh(pa.array([low.upper(), low, "g" * 32, low.upper()])).tolist() == [True, True, True, False]
+    h, lo = id_numbers(pa.array([md := hashlib.md5(b"sample-1").hexdigest(), "sample-1", None, ""]))
+    assert h[0] == h[1] and lo[0] == lo[1] and int(md, 16) == (int(h[0]) << 64) | int(lo[0])
+    assert h[2] == h[3] and lo[2] == lo[3]  # a null is numbered as the empty string
+
+
+def test_a_batch_mixing_md5_and_other_ids_numbers_each_as_alone():
+    # The same md5 id must get the same number whether or not its batch holds other kinds of ids.
+    ids = [_md5(i) for i in range(4)]
+    seen = SeenIds(pa.array(ids[:2]))
+    assert seen.fresh(pa.array([ids[0], "custom-id", ids[2], ids[1], "x"])).tolist() == [False, True, True, False, True]
+    alone_h, alone_l = id_numbers(pa.array(ids))
+    mixed_h, mixed_l = id_numbers(pa.array(["custom", *ids]))
+    assert mixed_h[1:].tolist() == alone_h.tolist() and mixed_l[1:].tolist() == alone_l.tolist()
 
 
 def test_filter_mask_copies_only_when_rows_drop():
