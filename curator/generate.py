@@ -61,7 +61,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import models
 from .errors import UsageError
@@ -255,8 +254,7 @@ def row_keys(prompt_keys: Sequence[str], seed: int, samples_per_prompt: int) -> 
     from .stats.tokenize import mix64
     from .transforms.token_edit import doc_keys
 
-    hexes = [k if len(k) == 32 else hashlib.md5(k.encode()).hexdigest() for k in prompt_keys]
-    doc = doc_keys(pa.array(hexes, type=pa.string()), seed)
+    doc = doc_keys(pa.array(list(prompt_keys), type=pa.string()), seed)  # any key: non-md5 ones by their md5
     idx = np.arange(samples_per_prompt, dtype=np.uint64) + np.uint64(1)
     with np.errstate(over="ignore"):
         keys = doc[:, None] ^ (idx[None, :] * np.uint64(_GOLDEN))
@@ -599,15 +597,16 @@ def generate(
             "data_parallel_size": data_parallel_size, "tokenizer": tokenizer, "stats": stats}
 
     from .ingest.ids import IdHasher
+    from .ingest.seen import SeenIds, filter_mask
 
     with store.transaction("generate", args) as tx:
         result = GenerateResult(tx.run_id, 0, generation, str(path), chosen, prompts=len(prompts), generated=n,
                                 empty=int(n - nonempty.sum()), new_tokens=sum(len(c) for c in completions))
         known = tx.dataset("samples").to_table(columns=["sample_id"], filter=f"generation = {generation}")
         ids_t = IdHasher().ids(table, generation)
-        fresh = pc.invert(pc.is_in(ids_t["sample_id"], value_set=known["sample_id"].combine_chunks()))
         rows = table.append_column("sample_id", ids_t["sample_id"]).append_column("text_hash", ids_t["text_hash"]) \
-                    .append_column("prompt_id", ids_t["prompt_id"]).filter(fresh)
+                    .append_column("prompt_id", ids_t["prompt_id"])
+        rows = filter_mask(rows, SeenIds(known["sample_id"]).fresh(ids_t["sample_id"]))
         result.duplicates = table.num_rows - rows.num_rows
         m = rows.num_rows
         if m:

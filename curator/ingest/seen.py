@@ -2,60 +2,17 @@
 
 Why not ``pc.is_in`` over the id strings: it rebuilds a hash table of every id seen so far for each
 batch, and each filter copies the whole batch (text included) even when nothing is dropped. A
-sample id is the md5 hex of its content (``ids.py``), so it is exactly a 128-bit number: the set
+sample id is the md5 hex of its content, so it is exactly a 128-bit number (``ids.id_numbers``): the set
 keeps those numbers as sorted (hi, lo) ``uint64`` runs, merged as they grow (an LSM tree: each id
-is merged O(log n) times), and a batch is looked up with ``searchsorted``. Ids that are not 32
-lowercase hex digits (never written by curator, but a store may hold anything) are first hashed
-with md5 to such a number, so the set is exact for curator's ids and exact up to md5 collisions
-otherwise.
+is merged O(log n) times), and a batch is looked up with ``searchsorted``. Exact for curator's
+ids, and up to md5 collisions for any other id (numbered by its md5).
 """
 from __future__ import annotations
-
-import hashlib
 
 import numpy as np
 import pyarrow as pa
 
-_HEX = np.full(256, 255, np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):  # lowercase only: "AB.." and "ab.." are different ids
-    _HEX[_c] = _i
-
-
-def id_numbers(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(hi, lo) uint64 arrays: the 128-bit number of each id. An id that is 32 lowercase hex digits is
-    that number; any other id (or a null, as "") is numbered by its own md5, row by row, so that the
-    same id gets the same number in every batch."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks() if ids.num_chunks != 1 else ids.chunk(0)
-    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
-        ids = ids.cast(pa.string())
-    n = len(ids)
-    if n == 0:
-        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-    width = np.int32 if pa.types.is_string(ids.type) else np.int64
-    offsets = np.frombuffer(ids.buffers()[1], width, n + 1, ids.offset * np.dtype(width).itemsize).astype(np.int64)
-    data = np.frombuffer(ids.buffers()[2], np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
-    ok = np.diff(offsets) == 32
-    if ids.null_count:
-        ok &= ~np.asarray(ids.is_null())
-    if ok.all():
-        raw = data[offsets[0] : offsets[0] + 32 * n].reshape(n, 32)  # back to back: one slice
-    else:
-        raw = data[np.where(ok, offsets[:-1], 0)[:, None] + np.arange(32)[None, :]] if len(data) >= 32 \
-            else np.zeros((n, 32), np.uint8)
-    nibbles = _HEX[raw]
-    ok &= ~np.any(nibbles == 255, axis=1)
-    packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]  # (n, 16) bytes, big-endian halves
-    both = np.ascontiguousarray(packed).view(">u8").astype(np.uint64)
-    hi, lo = np.ascontiguousarray(both[:, 0]), np.ascontiguousarray(both[:, 1])
-    other = np.flatnonzero(~ok)
-    if len(other):
-        # Not curator's md5 ids (a rare path: one hash per such id).
-        texts = ids.take(pa.array(other)).to_pylist()
-        dh, dl = id_numbers(pa.array([hashlib.md5((t or "").encode()).hexdigest() for t in texts], pa.string()))
-        hi[other], lo[other] = dh, dl
-    return hi, lo
-
+from .ids import id_numbers
 
 def _first_in_sorted(sh: np.ndarray, sl: np.ndarray, order: np.ndarray) -> np.ndarray:
     """For ids sorted by hi (stably: ``order`` gives their positions), a mask of the first occurrence

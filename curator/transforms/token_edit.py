@@ -218,37 +218,20 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return mix64(np.array(x, dtype=np.uint64, copy=True))
 
 
-_HEX = np.full(256, 255, dtype=np.uint8)
-_HEX[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
-_HEX[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
-_HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
-_NIBBLE_SHIFTS = (np.arange(15, -1, -1, dtype=np.uint64) * np.uint64(4))
-
-
 def doc_keys(parent_ids: pa.Array | Sequence[str], seed: int) -> np.ndarray:
     """The per-document noise key (uint64) of each parent id, for `seed` (see the module docstring).
 
-    curator's sample ids are 32 hex digits (md5): they are decoded as two 64-bit words straight from the Arrow
-    buffer. Any other id is first replaced by the md5 hex of its UTF-8 bytes (a per-id loop, never taken for
-    curator's own ids).
+    curator's sample ids are 32 lowercase hex digits (md5): they are read as their two 64-bit words
+    (``ingest.ids.id_numbers``). Any other id is first replaced by the md5 of its UTF-8 bytes.
     """
+    from ..ingest.ids import id_numbers
+
     arr = parent_ids if isinstance(parent_ids, pa.Array) else pa.array(list(parent_ids), type=pa.string())
-    arr = arr.cast(pa.string())
-    n = len(arr)
-    nib = None
-    if n and arr.null_count == 0 and bool(pc.all(pc.equal(pc.binary_length(arr), 32)).as_py()):
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
-        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-        nib = _HEX[data].reshape(n, 32)
-    if n and (nib is None or (nib == 255).any()):
-        ids = [s if s is not None and len(s) == 32 and all(c in "0123456789abcdefABCDEF" for c in s)
-               else hashlib.md5((s or "").encode("utf-8", "surrogatepass")).hexdigest() for s in arr.to_pylist()]
-        nib = _HEX[np.frombuffer("".join(ids).encode(), dtype=np.uint8)].reshape(n, 32)
-    if not n:
+    hi, lo = id_numbers(arr)
+    if not len(hi):
         return np.zeros(0, dtype=np.uint64)
-    words = np.bitwise_or.reduce(nib.reshape(n, 2, 16).astype(np.uint64) << _NIBBLE_SHIFTS, axis=2)
     seed_mix = _mix64(np.array([(seed + int(_GOLDEN)) & _M64], dtype=np.uint64))
-    return _mix64(_mix64(words[:, 0] ^ seed_mix) ^ words[:, 1])
+    return _mix64(_mix64(hi ^ seed_mix) ^ lo)
 
 
 def gumbel_noise(keys: np.ndarray, positions: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -460,9 +443,8 @@ def edit(
     args = {"generation": generation, "into": into, "model": str(path), **asdict(cfg), "device": prior.device,
             "dtype": dtype, "origins": list(origins), "tokenizer": tokenizer, "stats": stats}
 
-    import polars as pl
-
     from ..ingest.ids import IdHasher
+    from ..ingest.seen import SeenIds
 
     hasher = IdHasher()
     with store.transaction("edit", args) as tx:
@@ -472,7 +454,7 @@ def edit(
         done = tx.dataset("edit_samples").to_table(columns=["sample_id", "parent_id"],
                                                    filter=f"config_hash = '{config_hash}'")
         done = done.filter(pc.is_in(done["sample_id"], value_set=into_ids.combine_chunks()))["parent_id"]
-        seen = [into_ids.combine_chunks()]
+        seen = SeenIds(into_ids)
         frags: dict[str, list[Any]] = {"samples": [], "edits": [], "edit_samples": []}
         bar = progress.task(f"edit gen {generation} -> {into}", total=total, unit="samples")
         columns = ["sample_id", "text", "prompt", "reference", "external_id", "metadata", "source_file", "source_row"]
@@ -491,11 +473,8 @@ def edit(
             rows = pa.table({"external_id": parents["external_id"], "prompt": parents["prompt"], "text": edited})
             ids = hasher.ids(rows, into)
             # Content addressing as ingest: an id already in `into` (or earlier in this run) is not written again.
-            known = pa.chunked_array([c for s in seen for c in (s.chunks if isinstance(s, pa.ChunkedArray) else [s])],
-                                     type=pa.string()).combine_chunks()
-            new_id = pc.invert(pc.is_in(ids["sample_id"], value_set=known))
-            first = pl.from_arrow(ids.select(["sample_id"]))["sample_id"].is_first_distinct().to_arrow()
-            written = pc.and_(new_id, first).to_numpy(zero_copy_only=False)
+            fresh_ids = seen.fresh(ids["sample_id"])
+            written = np.ones(ids.num_rows, bool) if fresh_ids is None else fresh_ids
             result.documents += parents.num_rows
             result.duplicates += int((~written).sum())
             counts = _counts(ce)
@@ -505,7 +484,6 @@ def edit(
                 continue
             keep = pa.array(written)
             sample_ids = ids["sample_id"].to_numpy(zero_copy_only=False)
-            seen.append(ids["sample_id"].filter(keep))
             n_keep = int(written.sum())
             samples = pa.table({
                 "sample_id": ids["sample_id"], "text_hash": ids["text_hash"],

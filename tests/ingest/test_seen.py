@@ -8,7 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curator.ingest.seen import SeenIds, filter_mask, id_numbers
+from curator.ingest.ids import id_numbers
+from curator.ingest.seen import SeenIds, filter_mask
 
 
 def _md5(i: int) -> str:
