@@ -45,11 +45,21 @@ class _Fold:
         of the arguments is kept (they may lie in reused buffers); ``scratch`` holds temporaries."""
         if not len(v):
             return
-        m = len(v)
-        self.distinct += m
+        self.distinct += len(v)
         if kernels.LIB is not None and self.hist is not None:
-            self._add_compiled(v, c, d, scratch)
-            return
+            h, keep = self._hash_and_count_compiled(v, c, scratch)
+        else:
+            h = self._hash_and_count(v, c, scratch)
+            keep = np.flatnonzero(h < self.limit) if self.limit is not None else None
+        self._add_top(h, v, c, d)
+        if keep is not None:
+            self.samples.append((h[keep], c[keep], d[keep]))
+        else:
+            self.samples.append((h.copy(), c.copy(), d.copy()))
+
+    def _hash_and_count(self, v, c, scratch: Buffers | None) -> np.ndarray:
+        """The final hashes of the rows, with their counts added to the bucket histogram."""
+        m = len(v)
         if scratch is None:
             h = _finalise(v, self.n)
         else:
@@ -68,15 +78,11 @@ class _Fold:
         else:
             ub, inv = np.unique(bucket, return_inverse=True)
             self.sparse.append((ub, np.bincount(inv, weights=c)))
-        self._add_top(h, v, c, d)
-        if self.limit is not None:
-            keep = np.flatnonzero(h < self.limit)
-            self.samples.append((h[keep], c[keep], d[keep]))
-        else:
-            self.samples.append((h.copy(), c.copy(), d.copy()))
+        return h
 
-    def _add_compiled(self, v, c, d, scratch: Buffers | None) -> None:
-        """``add`` in one compiled pass for the hashes, the histogram and the sample rows."""
+    def _hash_and_count_compiled(self, v, c, scratch: Buffers | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``_hash_and_count`` (dense histogram) and the sample rows' indices (None: all rows), in one
+        compiled pass."""
         m = len(v)
         v = np.ascontiguousarray(v, np.uint64)
         c = np.ascontiguousarray(c, np.int64)
@@ -85,12 +91,7 @@ class _Fold:
         salt = (self.n * GOLDEN) & _M64
         kept = kernels.fold_rows(v, c, salt, self.buckets, self.hist, 0 if self.limit is None else int(self.limit), h,
                                  keep)
-        self._add_top(h, v, c, d)
-        if self.limit is not None:
-            keep = keep[:kept]
-            self.samples.append((h[keep], c[keep], d[keep]))
-        else:
-            self.samples.append((h.copy(), c.copy(), d.copy()))
+        return h, (None if self.limit is None else keep[:kept])
 
     def _add_top(self, h, v, c, d) -> None:
         k = self.top_k
