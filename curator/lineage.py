@@ -166,22 +166,18 @@ def _generation(index: _Index, g: int, before: int, seen: set[tuple[str, Any]]) 
         if w["command"] == "ingest":
             node["children"].append(_node("ingest", ", ".join(a.get("paths") or []), w, origin=a.get("origin"),
                                           rows=s.get("rows_added")))
-        elif w["command"] == "generate":
-            child = _node("generate", f"generate {w['run_id']}", w, rows=s.get("rows_added"),
-                          seed=a.get("seed"), temperature=a.get("temperature"))
+        else:  # generate or edit: a model, and the generation it read (prompts or documents) if any
+            generate = w["command"] == "generate"
+            details = {"seed": a.get("seed"), "temperature": a.get("temperature")} if generate else \
+                {"changed": s.get("changed")}
+            child = _node(w["command"], f"{w['command']} {w['run_id']}", w, rows=s.get("rows_added"), **details)
             model = (w["checkpoints"] or [a.get("model")])[-1]
+            role = "generating" if generate else "prior"
             child["children"].append(_checkpoint(index, model, seen) if model else
-                                     _node("missing", "the generating model (not recorded)"))
-            if a.get("prompts_from") is not None:
-                child["children"].append(_generation(index, int(a["prompts_from"]), w["seq"], seen))
-            node["children"].append(child)
-        else:  # edit
-            child = _node("edit", f"edit {w['run_id']}", w, rows=s.get("rows_added"), changed=s.get("changed"))
-            model = (w["checkpoints"] or [a.get("model")])[-1]
-            child["children"].append(_checkpoint(index, model, seen) if model else
-                                     _node("missing", "the prior model (not recorded)"))
-            if a.get("generation") is not None:
-                child["children"].append(_generation(index, int(a["generation"]), w["seq"], seen))
+                                     _node("missing", f"the {role} model (not recorded)"))
+            source = a.get("prompts_from" if generate else "generation")
+            if source is not None:
+                child["children"].append(_generation(index, int(source), w["seq"], seen))
             node["children"].append(child)
     return node
 
