@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .cli_options import generation_output_options
 from .errors import AlarmError, CuratorError, UsageError
 
 
@@ -137,9 +138,7 @@ def cli(ctx: click.Context, store: str, quiet: bool) -> None:
 @click.option("--decoding", default=None, help="JSON object of decoding parameters and seed, stored per row.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="fail: stop at the first bad row, write nothing; skip: ingest good rows, record bad ones in `rejects`.")
-@click.option("--tokenizer", default="word_v1", show_default=True, help="Tokenizer for n-gram statistics: word_v1 or hf:PATH.")
-@click.option("--no-stats", is_flag=True, help="Skip the n-gram statistics (run `curator stats` later).")
-@click.option("--tag", "tags", multiple=True, help="Tag the resulting store version (repeatable).")
+@generation_output_options
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[str, ...], generation: int, origin: str, text_field: str,
            prompt_field: str | None, id_field: str | None, reference_field: str | None, parent_field: str | None,

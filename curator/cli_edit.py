@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from .cli_options import generation_output_options, torch_options
+
 
 @click.command("edit")
 @click.option("--generation", "-g", type=int, default=0, show_default=True, help="Source generation to edit.")
@@ -27,13 +29,8 @@ import click
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Windows per forward pass.")
 @click.option("--max-length", type=int, default=None, help="Window length in tokens (default: the prior's context).")
 @click.option("--stride", type=int, default=None, help="Window step for long documents (default: max-length / 2).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", default="auto", show_default=True, help="auto (float32 on CPU, bfloat16 on GPU), float32, ...")
-@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: CURATOR_TORCH_THREADS or torch's).")
-@click.option("--tokenizer", default="word_v1", show_default=True,
-              help="Tokenizer of the n-gram statistics recomputed for --into: word_v1 or hf:PATH.")
-@click.option("--no-stats", is_flag=True, help="Skip the n-gram statistics (run `curator stats` later).")
-@click.option("--tag", "tags", multiple=True, help="Tag the resulting store version (repeatable).")
+@torch_options
+@generation_output_options
 @click.pass_context
 def edit_command(ctx: click.Context, generation: int, into: int, model: str, threshold: float, top_k: int,
                  temperature: float, delete_below: float | None, seed: int, origins: tuple[str, ...], batch_size: int,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from .cli_options import generation_output_options, torch_options
+
 
 @click.command("generate")
 @click.option("--model", required=True, help="A local causal-LM checkpoint (folder with config.json).")
@@ -31,16 +33,10 @@ import click
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Sequences per batch (hf backend).")
 @click.option("--backend", type=click.Choice(["auto", "hf", "vllm"]), default="auto", show_default=True,
               help="auto: vllm on a CUDA GPU when installed, else hf (transformers generate).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", default="auto", show_default=True, help="auto (float32 on CPU, bfloat16 on GPU), float32, ...")
-@click.option("--threads", type=int, default=None,
-              help="Torch CPU threads (default: CURATOR_TORCH_THREADS or torch default).")
+@torch_options
 @click.option("--tensor-parallel-size", type=int, default=None, help="vllm: GPUs per model replica.")
 @click.option("--data-parallel-size", type=int, default=None, help="vllm: model replicas.")
-@click.option("--tokenizer", default="word_v1", show_default=True,
-              help="Tokenizer of the n-gram statistics recomputed for the generation: word_v1 or hf:PATH.")
-@click.option("--no-stats", is_flag=True, help="Skip the n-gram statistics (run `curator stats` later).")
-@click.option("--tag", "tags", multiple=True, help="Tag the resulting store version (repeatable).")
+@generation_output_options
 @click.pass_context
 def generate_command(ctx: click.Context, model: str, generation: int, prompts_from: int | None,
                      prompts_file: str | None, prompt_field: str, prefix_tokens: int, samples_per_prompt: int,

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .errors import UsageError
+from .cli_options import torch_options
 
 
 def _json_or_path(value: str | None) -> str | dict | None:
@@ -39,11 +40,7 @@ def _json_or_path(value: str | None) -> str | dict | None:
 @click.option("--weight-decay", default=0.1, show_default=True, help="AdamW weight decay (matrices only).")
 @click.option("--grad-accum", default=1, show_default=True, help="Micro-batches per optimizer step.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the shuffle and (from scratch) the initialisation.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
-@click.option("--dtype", default="auto", show_default=True,
-              help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16.")
-@click.option("--threads", type=int, default=None,
-              help="Torch CPU threads (default: CURATOR_TORCH_THREADS or torch's).")
+@torch_options
 @click.option("--overwrite", is_flag=True, help="Replace a previous checkpoint in --out.")
 @click.pass_context
 def train(ctx: click.Context, export_dir: str, base: str | None, init_config: str | None, tokenizer: str | None,
@@ -83,9 +80,7 @@ def train(ctx: click.Context, export_dir: str, base: str | None, init_config: st
 @click.option("--batch-size", default=16, show_default=True, help="Windows (or prompts) per forward pass.")
 @click.option("--max-length", type=int, default=None, help="Perplexity window (default: the model's context).")
 @click.option("--stride", type=int, default=None, help="Perplexity sliding-window step (default: max-length/2).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
-@click.option("--dtype", default="auto", show_default=True, help="auto (float32 on CPU, bfloat16 on GPU), float32, ...")
-@click.option("--threads", type=int, default=None, help="Torch CPU threads.")
+@torch_options
 @click.pass_context
 def eval_(ctx: click.Context, model: str, heldout: str | None, heldout_field: str, verifier: str | None,
           eval_set: str | None, limit: int | None, max_new_tokens: int, batch_size: int, max_length: int | None,
