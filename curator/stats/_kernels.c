@@ -384,21 +384,50 @@ SELECT_FN(select_u64, uint64_t)
    distinct values. tmp_i: m int64, tmp_u: m uint64 of scratch. Returns k. */
 int64_t curator_top_rows(const uint64_t* values, const int64_t* counts, int64_t m, int64_t k, uint64_t salt,
                          int64_t* out, int64_t* tmp_i, uint64_t* tmp_u) {
-    memcpy(tmp_i, counts, m * sizeof(int64_t));
-    select_i64(tmp_i, m, m - k); /* the k-th largest count */
-    int64_t kth = tmp_i[m - k];
+    /* The k-th largest count from a histogram of the counts (one pass; block counts are small), or,
+       when it lies in the open top bin, by selection. */
+    enum { BINS = 1024 };
+    int64_t hist[BINS] = {0};
+    for (int64_t i = 0; i < m; i++) {
+        uint64_t c = (uint64_t)counts[i];
+        hist[c < BINS - 1 ? c : BINS - 1]++;
+    }
+    int64_t kth = BINS - 1, seen = hist[BINS - 1];
+    while (seen < k)
+        seen += hist[--kth];
+    if (kth == BINS - 1) {
+        memcpy(tmp_i, counts, m * sizeof(int64_t));
+        select_i64(tmp_i, m, m - k);
+        kth = tmp_i[m - k];
+    }
     int64_t above = 0, tied = 0;
     for (int64_t i = 0; i < m; i++) {
-        if (counts[i] > kth)
-            above++;
-        else if (counts[i] == kth)
-            tmp_u[tied++] = mix64(values[i] ^ salt);
+        above += counts[i] > kth;
+        tied += counts[i] == kth;
     }
     int64_t need = k - above;
     uint64_t limit = ~0ULL; /* the need-th smallest hash among the tied rows */
     if (tied > need) {
-        select_u64(tmp_u, tied, need - 1);
-        limit = tmp_u[need - 1];
+        /* The hashes are uniform, so the need smallest of the tied ones are almost surely below twice
+           their expected bound: select among those few; all of them if that guess falls short. */
+        double share = 2.0 * (double)need / (double)tied;
+        uint64_t guess = share >= 1.0 ? ~0ULL : (uint64_t)(share * 18446744073709551616.0);
+        for (int pass = 0; pass < 2; pass++) {
+            int64_t t = 0;
+            for (int64_t i = 0; i < m; i++) {
+                if (counts[i] == kth) {
+                    uint64_t h = mix64(values[i] ^ salt);
+                    tmp_u[t] = h;
+                    t += h <= guess;
+                }
+            }
+            if (t >= need) {
+                select_u64(tmp_u, t, need - 1);
+                limit = tmp_u[need - 1];
+                break;
+            }
+            guess = ~0ULL;
+        }
     }
     int64_t o = 0;
     for (int64_t i = 0; i < m; i++) {

@@ -171,6 +171,33 @@ def test_top_rows_matches_top_selection():
 
 
 @needs_lib
+@pytest.mark.parametrize("case", ["big_counts", "many_ties", "few_ties"])
+def test_top_rows_histogram_edges(case):
+    # The k-th count comes from a histogram of 1024 bins (the top bin open: then by selection); the
+    # tied rows' hashes are first filtered by a guessed bound (all of them when it falls short).
+    rng = np.random.default_rng({"big_counts": 1, "many_ties": 2, "few_ties": 3}[case])
+    for _ in range(300):
+        m = int(rng.integers(2, 3000))
+        values = np.unique(rng.integers(0, 2**64 - 1, m, dtype=np.uint64))
+        if case == "big_counts":  # around and past the open top bin
+            counts = rng.integers(1000, 1050, len(values)) * rng.integers(1, 3, len(values))
+        elif case == "many_ties":
+            counts = np.where(rng.random(len(values)) < 0.02, rng.integers(3, 9, len(values)), 2)
+        else:  # 2-4 tied rows at the k-th count: the guessed bound often keeps too few
+            counts = np.full(len(values), 1)
+            counts[: int(rng.integers(1, len(values)))] = 5
+            counts[rng.permutation(len(values))[: int(rng.integers(1, 5))]] = 3
+        counts = counts.astype(np.int64)
+        k = int(rng.integers(1, len(values))) if len(values) > 1 else None
+        if k is None:
+            continue
+        n = int(rng.integers(1, 5))
+        got = kernels.top_rows(values, counts, k, (n * GOLDEN) % 2**64)
+        want = _top_selection(counts, k, lambda idx: _finalise(values[idx], n))
+        assert sorted(got.tolist()) == sorted(want.tolist())
+
+
+@needs_lib
 def test_run_counts():
     rng = np.random.default_rng(3)
     s = np.sort(rng.integers(0, 50, 10_000).astype(np.uint64))
