@@ -13,7 +13,9 @@ OMP_NUM_THREADS, RAYON_NUM_THREADS, LANCE_CPU_THREADS = 1 and `pyarrow.set_cpu_c
 (the worker's VmHWM, /proc/self/status) is that contender's own. Times exclude interpreter start-up and
 imports; `cpu/wall` below 1 means the shared core was busy with someone else's work during the run (the
 machine is shared): `MB/cpu-s` (bytes over the process's CPU time, all its threads, on its one core) is then
-the better estimate of one-core throughput. With `--repeat N` the fastest of N runs is kept.
+the better estimate of one-core throughput. With `--repeat N` the fastest of N runs is kept; the full-corpus
+curator, numpy-code and floor contenders run round-robin (one run of each per round), and each round's
+floor/curator ratio is printed too, since the machine's speed drifts between rounds.
 
 (a) curator `ingest` into a fresh store: parse, content ids + dedup, Lance write, n-gram statistics n = 1..4
     (totals, exact distinct, 10,000 hashed buckets, exact top-100 with doc frequency, 1/16 hash sample),
