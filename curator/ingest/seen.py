@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from .ids import id_numbers
 
+
 def _first_in_sorted(sh: np.ndarray, sl: np.ndarray, order: np.ndarray) -> np.ndarray:
     """For ids sorted by hi (stably: ``order`` gives their positions), a mask of the first occurrence
     of each distinct (hi, lo). Runs of equal hi are rare (duplicates, or 64-bit collisions): only
@@ -87,5 +88,3 @@ class SeenIds:
 def filter_mask(table: pa.Table, mask: np.ndarray | None) -> pa.Table:
     """``table`` rows where ``mask`` is true; the table itself (no copy) for None."""
     return table if mask is None else table.filter(pa.array(mask))
-
-

@@ -12,11 +12,9 @@ import numpy as np
 from curator.stats import kernels
 from curator.stats.buffers import Buffers
 from curator.stats.sorting import _EMPTY_I64, _EMPTY_U64, _top_indices
-from curator.stats.tokenize import GOLDEN
-from curator.stats.values import _FINALISE_ROWS, _finalise
+from curator.stats.values import _FINALISE_ROWS, _finalise, finalise_salt
 
 _U64 = np.uint64
-_M64 = (1 << 64) - 1
 
 
 class _Fold:
@@ -88,8 +86,7 @@ class _Fold:
         c = np.ascontiguousarray(c, np.int64)
         h = np.empty(m, np.uint64) if scratch is None else scratch.get("fold.hash", m, np.uint64)
         keep = np.empty(m, np.int64) if scratch is None else scratch.get("fold.keep", m, np.int64)
-        salt = (self.n * GOLDEN) & _M64
-        kept = kernels.fold_rows(v, c, salt, self.buckets, self.hist, 0 if self.limit is None else int(self.limit), h,
+        kept = kernels.fold_rows(v, c, finalise_salt(self.n), self.buckets, self.hist, 0 if self.limit is None else int(self.limit), h,
                                  keep)
         return h, (None if self.limit is None else keep[:kept])
 

@@ -13,10 +13,8 @@ import numpy as np
 from curator.stats import kernels
 from curator.stats.blocks import _Block
 from curator.stats.sorting import _group_sorted, _group_sums, _smallest, _top_indices, _top_selection
-from curator.stats.tokenize import GOLDEN, TokenBatch
-from curator.stats.values import _finalise, _ngram_values
-
-_M64 = (1 << 64) - 1
+from curator.stats.tokenize import TokenBatch
+from curator.stats.values import _finalise, _ngram_values, finalise_salt
 
 
 class _TopTexts:
@@ -35,7 +33,7 @@ class _TopTexts:
         v, c, first = block.top
         if len(v) > k:
             if kernels.LIB is not None:
-                sel = kernels.top_rows(v, np.ascontiguousarray(c, np.int64), k, (n * GOLDEN) & _M64)
+                sel = kernels.top_rows(v, np.ascontiguousarray(c, np.int64), k, finalise_salt(n))
             else:
                 sel = _top_selection(c, k, lambda idx: _finalise(v[idx], n))
             v, c, first = v[sel], c[sel], first[sel]

@@ -44,11 +44,16 @@ def _ngram_values(token_hashes: np.ndarray, doc_offsets: np.ndarray, n: int) -> 
     return s[pos], pos
 
 
+def finalise_salt(n: int) -> int:
+    """n * GOLDEN mod 2**64: what S is XORed with before mix64 (in ``_finalise`` and the kernels)."""
+    return (n * GOLDEN) & 0xFFFFFFFFFFFFFFFF
+
+
 def _finalise(s: np.ndarray, n: int, out: np.ndarray | None = None, tmp: np.ndarray | None = None) -> np.ndarray:
     """hash = mix64(S XOR n * GOLDEN): a bijection of S, so grouping by S = grouping by hash.
     Into ``out`` (same length as s) when given, else a new array; ``tmp``: a temporary of at
     least min(len(s), _FINALISE_ROWS) elements, else one is allocated."""
-    h = np.bitwise_xor(s, _U64((n * GOLDEN) & 0xFFFFFFFFFFFFFFFF), out=out)
+    h = np.bitwise_xor(s, _U64(finalise_salt(n)), out=out)
     if tmp is None:
         tmp = np.empty(min(len(h), _FINALISE_ROWS), np.uint64)
     if len(h) <= _FINALISE_ROWS:
