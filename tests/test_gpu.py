@@ -49,7 +49,7 @@ def test_vllm_generation_records_decoding_and_repeats_with_a_seed(store, lm):
               max_new_tokens=16, seed=7, backend="vllm", device="cuda")
     first = generate(store, generation=1, **kw)
     second = generate(store, generation=2, **kw)
-    assert first.backend == "vllm" and first.rows_added > 0
+    assert first.backend == "vllm" and first.rows_added > 0 and second.rows_added == first.rows_added
     rows = run_sql(connect(store), "SELECT generation, external_id, text, decoding FROM samples "
                                    "WHERE generation > 0 ORDER BY generation, external_id").to_pylist()
     dec = json.loads(rows[0]["decoding"])

@@ -39,6 +39,8 @@ from .schema import TABLES, arrow_schema, check_schema, check_score_schema, conf
 DATA_TABLES = tuple(t for t in TABLES if t != "runs")
 # Compact the run log once it has this many fragments (one per run).
 _COMPACT_RUNS_AT = 32
+DEFAULT_STORE = "curator-store"
+_TAG_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 # Lance file format 2.0: it writes text about 7x faster than 2.1/2.2 (no FSST string compression:
 # 450 vs 65 MB/s measured on one core) and reads it 2x faster; ingest speed matters more here than
 # the smaller files of the newer formats.
@@ -53,8 +55,6 @@ _NUMERIC_TABLES = frozenset({"ngram_totals", "ngram_buckets", "ngram_top", "ngra
 def file_format(table: str) -> str:
     """The Lance file format a new table is created with."""
     return _NUMERIC_FORMAT if table in _NUMERIC_TABLES else FILE_FORMAT
-DEFAULT_STORE = "curator-store"
-_TAG_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 
 
 def code_version() -> str:
