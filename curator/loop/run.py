@@ -190,7 +190,6 @@ class _Runner:
 
     # ---- round 0 -----------------------------------------------------------------------------------
     def _base_round(self) -> RoundRecord:
-        from ..export import export
         from ..ingest.pipeline import ingest
         from ..scoring import score
         from ..selectors.pipeline import select

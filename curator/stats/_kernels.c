@@ -381,7 +381,8 @@ SELECT_FN(select_u64, uint64_t)
 
 /* Indices of the k rows with the highest count, ties at the k-th count broken by the smallest final
    hash mix64(value ^ salt) (salt = n * GOLDEN), in ascending index order; m > k >= 1 rows of
-   distinct values. tmp_i: m int64, tmp_u: m uint64 of scratch. Returns k. */
+   distinct values. tmp_i: m int64, tmp_u: m uint64 of scratch; they may be the same memory (tmp_i is done
+   with before tmp_u is first written). Returns k. */
 int64_t curator_top_rows(const uint64_t* values, const int64_t* counts, int64_t m, int64_t k, uint64_t salt,
                          int64_t* out, int64_t* tmp_i, uint64_t* tmp_u) {
     /* The k-th largest count from a histogram of the counts (one pass; block counts are small), or,

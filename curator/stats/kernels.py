@@ -139,7 +139,8 @@ def top_rows(values: np.ndarray, counts: np.ndarray, k: int, salt: int) -> np.nd
     ``sorting._top_selection`` for distinct uint64 ``values`` and int64 ``counts``, len > k >= 1."""
     m = len(values)
     out = np.empty(k, np.int64)
-    tmp_i = np.empty(m, np.int64)  # held here: a pointer does not keep its array alive
-    tmp_u = np.empty(m, np.uint64)
-    LIB.curator_top_rows(_ptr(values), _ptr(counts), m, k, salt, _ptr(out), _ptr(tmp_i), _ptr(tmp_u))
+    # One scratch array for both of the kernel's scratch arguments, which it never uses at once
+    # (held here: a pointer does not keep its array alive).
+    tmp = np.empty(m, np.uint64)
+    LIB.curator_top_rows(_ptr(values), _ptr(counts), m, k, salt, _ptr(out), _ptr(tmp), _ptr(tmp))
     return out

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pyarrow.compute as pc
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
