@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define CURATOR_KERNELS_ABI 3
+#define CURATOR_KERNELS_ABI 4
 
 #define MIX1 0xBF58476D1CE4E5B9ULL
 #define MIX2 0x94D049BB133111EBULL
@@ -201,25 +201,38 @@ int64_t curator_tokenize_words(const uint8_t* data, int64_t nbytes, const int64_
 
 /* Advances a block's n-gram values from n - 1 to n and builds their sort keys (blocks.py).
    For i < count: s[i] = prev[i] * mult + tok[i + n - 1] (n >= 2; for n = 1, s is the tokens and is
-   left alone), then key[i] = (s[i] & ~low) | i, or all ones where no n-gram starts (the document of
-   position i, doc[i], ends at doc_end[doc[i]] < i + n): those sort last. key may be NULL (values
-   only). Returns the number of positions that start no n-gram. */
+   left alone), then key[i] = (s[i] & ~low) | i, or all ones where no n-gram starts (the last n - 1
+   positions of each document; doc_end[d] = the end position of document d, the last one ending at or
+   after count): those sort last. key may be NULL (values only). Returns the number of positions that
+   start no n-gram. One pass writes values and keys; the few positions without an n-gram are then
+   overwritten document by document, which costs less than testing every position. */
 int64_t curator_block_keys(const uint64_t* prev, uint64_t* s, const uint64_t* tok, int64_t count, int64_t n,
-                           uint64_t mult, const int32_t* doc, const int64_t* doc_end, uint64_t low,
-                           uint64_t* key) {
-    if (n >= 2) {
-        const uint64_t* next = tok + n - 1;
-        for (int64_t i = 0; i < count; i++) s[i] = prev[i] * mult + next[i];
+                           uint64_t mult, const int64_t* doc_end, uint64_t low, uint64_t* key) {
+    const uint64_t* next = tok + n - 1;
+    uint64_t high = ~low;
+    if (key == 0) {
+        if (n >= 2)
+            for (int64_t i = 0; i < count; i++) s[i] = prev[i] * mult + next[i];
+        return 0;
     }
-    if (key == 0) return 0;
-    int64_t dropped = 0;
-    for (int64_t i = 0; i < count; i++) {
-        if (i + n > doc_end[doc[i]]) {
-            key[i] = ~0ULL;
-            dropped++;
-        } else {
-            key[i] = (s[i] & ~low) | (uint64_t)i;
+    if (n >= 2) {
+        for (int64_t i = 0; i < count; i++) {
+            uint64_t v = prev[i] * mult + next[i];
+            s[i] = v;
+            key[i] = (v & high) | (uint64_t)i;
         }
+    } else {
+        for (int64_t i = 0; i < count; i++) key[i] = (s[i] & high) | (uint64_t)i;
+        return 0; /* every token starts a 1-gram */
+    }
+    int64_t dropped = 0, start = 0;
+    for (int64_t d = 0; start < count; d++) {
+        int64_t end = doc_end[d];
+        int64_t from = end - (n - 1) > start ? end - (n - 1) : start;
+        int64_t to = end < count ? end : count;
+        for (int64_t i = from; i < to; i++) key[i] = ~0ULL;
+        dropped += to > from ? to - from : 0;
+        start = end;
     }
     return dropped;
 }

@@ -174,7 +174,7 @@ def _aggregate_next(prev: np.ndarray, s: np.ndarray, tok: np.ndarray, n: int, mu
     work.ensure(count)
     low = _low_mask(count)
     key = work.key[:count]
-    dropped = kernels.block_keys(prev, s, tok, n, mult, doc, doc_end, low, key)
+    dropped = kernels.block_keys(prev, s, tok, n, mult, doc_end, low, key)
     key.sort()
     return _compiled(key[: count - dropped].view(np.int64), low, s, doc, work, occurrences)
 

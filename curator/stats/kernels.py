@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 # Must equal CURATOR_KERNELS_ABI in _kernels.c: a library built from another version is refused.
-ABI = 3
+ABI = 4
 _PATH = Path(__file__).with_name("_kernels.so")
 
 _P = ctypes.c_void_p
@@ -32,7 +32,7 @@ _U = ctypes.c_uint64
 _SIGNATURES = {
     "curator_kernels_abi": [],
     "curator_tokenize_words": [_P, _I, _P, _I, _P, _P, _P, _P, _P],
-    "curator_block_keys": [_P, _P, _P, _I, _I, _U, _P, _P, _U, _P],
+    "curator_block_keys": [_P, _P, _P, _I, _I, _U, _P, _U, _P],
     "curator_block_occurrences": [_P, _I, _U, _P, _P, _P, _P, _P, _P, _P, _P],
     "curator_block_rows": [_P, _I, _U, _P, _P, _P, _P, _P, _P, _P, _P, _P],
     "curator_run_counts": [_P, _I, _P, _P],
@@ -84,11 +84,12 @@ def tokenize_words(data: np.ndarray, offsets: np.ndarray, cp_word: np.ndarray | 
                                       _ptr(hashes), _ptr(doc_tok))
 
 
-def block_keys(prev: np.ndarray, s: np.ndarray, tok: np.ndarray, n: int, mult: int, doc: np.ndarray,
-               doc_end: np.ndarray, low: int, key: np.ndarray | None) -> int:
+def block_keys(prev: np.ndarray, s: np.ndarray, tok: np.ndarray, n: int, mult: int, doc_end: np.ndarray, low: int,
+               key: np.ndarray | None) -> int:
     """Advance the block's values ``s[:len(s)]`` to n (from ``prev``) and build its sort keys into ``key``
-    (or only the values, with key None); returns how many positions start no n-gram (see ``_kernels.c``)."""
-    return LIB.curator_block_keys(_ptr(prev), _ptr(s), _ptr(tok), len(s), n, mult, _ptr(doc), _ptr(doc_end), int(low),
+    (or only the values, with key None); ``doc_end``: int64 end position of each document of the block.
+    Returns how many positions start no n-gram (see ``_kernels.c``)."""
+    return LIB.curator_block_keys(_ptr(prev), _ptr(s), _ptr(tok), len(s), n, mult, _ptr(doc_end), int(low),
                                   None if key is None else _ptr(key))
 
 

@@ -329,7 +329,7 @@ class NgramAccumulator:
                 # S_n(p) = S_{n-1}(p) * K + t_{p+n-1}, the keys and the aggregation, all compiled.
                 prev, s = s, (tok if n == 1 else work.s[:count])
                 if n not in self.ns:
-                    kernels.block_keys(prev, s, tok, n, NGRAM_K, doc, doc_end, 0, None)
+                    kernels.block_keys(prev, s, tok, n, NGRAM_K, doc_end, 0, None)
                     continue
                 block = _aggregate_next(prev, s, tok, n, NGRAM_K, doc, doc_end, work, work.form(key, n))
             else:

@@ -158,6 +158,37 @@ def test_shared_key_prefixes_are_resorted_in_the_fused_path(occurrences):
 
 
 @needs_lib
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_block_keys_drop_every_position_that_starts_no_ngram(n):
+    # Documents of 0..6 tokens (empty ones among them), the last one cut by the block's count as in
+    # the engine: a position starts an n-gram when its document has n - 1 more tokens after it.
+    rng = np.random.default_rng(n)
+    lengths = rng.integers(0, 7, 300)
+    doc_end = np.cumsum(lengths).astype(np.int64)
+    m = int(doc_end[-1])
+    doc = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
+    tok = rng.integers(0, 2**63, m, dtype=np.uint64)
+    prev = tok.copy()
+    for _ in range(2, n):
+        prev = prev[:-1] * np.uint64(ng.NGRAM_K) + tok[len(tok) - len(prev) + 1 :]
+    count = m - n + 1
+    s = tok if n == 1 else np.empty(count, np.uint64)
+    low = bl._low_mask(count)
+    key = np.empty(count, np.uint64)
+    dropped = kernels.block_keys(prev, s, tok, n, ng.NGRAM_K, doc_end, low, key)
+    expect_s = tok.copy()
+    for j in range(1, n):
+        expect_s = expect_s[:-1] * np.uint64(ng.NGRAM_K) + tok[j:]
+    assert np.array_equal(s[:count], expect_s)
+    i = np.arange(count)
+    none = i + n > doc_end[doc[:count]]
+    assert dropped == int(none.sum()) and (n == 1 or dropped > 0)
+    expect_key = (expect_s & ~low) | i.astype(np.uint64)
+    expect_key[none] = np.uint64(2**64 - 1)
+    assert np.array_equal(key, expect_key)
+
+
+@needs_lib
 def test_top_rows_matches_top_selection():
     rng = np.random.default_rng(7)
     for _ in range(200):
