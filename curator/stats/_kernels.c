@@ -152,6 +152,57 @@ static inline const uint8_t* skip_class(const uint8_t* data, const uint8_t* limi
    offsets of the documents (ndocs + 1); returns the token count. The output arrays must hold
    nbytes / 2 + ndocs + 1 tokens (a token takes a byte and is followed by a separator or a
    document start). */
+static inline uint64_t word_hash(const uint8_t* st, const uint8_t* limit, int64_t len) {
+    uint64_t h = mix64((WORD_SEED + (uint64_t)len * GOLDEN) ^ token_word(st, limit, len < 8 ? len : 8));
+    const uint8_t* p = st + len;
+    for (const uint8_t* q = st + 8; q < p; q += 8) h = mix64(h ^ token_word(q, limit, p - q < 8 ? p - q : 8));
+    return h;
+}
+
+/* The tokens of the 64 bytes at p (p + 64 <= limit), n of them inside the document (n <= 64), when none
+   of those n bytes is >= 0x80: each run of word bytes is a token, and bit tricks on the window's masks
+   find them all without a branch per byte or per run end. Returns how far it got: n, or the start of a
+   run that reaches the window's last byte while the document goes on (it may continue past the window:
+   the caller starts the next window there); 0 with nothing written when the window has a byte >= 0x80
+   or is one run of word bytes from end to end (the caller's byte-wise path takes it). p must be at a
+   token boundary (a document start, or just after a token or a separator). */
+#if HAVE_WINDOWS
+static inline int64_t ascii_window(const uint8_t* data, const uint8_t* limit, const uint8_t* p, int64_t n,
+                                   int more, int64_t* starts, int64_t* ends, uint64_t* hashes, int64_t* count) {
+    struct window w;
+    load_window(p, &w);
+    uint64_t valid = n >= 64 ? ~0ULL : (1ULL << n) - 1;
+    if (~(w.word | w.sep) & valid) return 0; /* a byte >= 0x80 */
+    uint64_t word = w.word & valid;
+    uint64_t first = word & ~(word << 1); /* the first byte of each run */
+    uint64_t last = word & ~(word >> 1);  /* the last byte of each run (bit 63: maybe not) */
+    int64_t c = *count, base = p - data;
+    while (first) {
+        int64_t s = ctz64(first), e = ctz64(last);
+        first &= first - 1;
+        last &= last - 1;
+        if (e == 63 && more) {
+            if (s == 0) return 0;
+            *count = c;
+            return s;
+        }
+        starts[c] = base + s;
+        ends[c] = base + e + 1;
+        hashes[c] = word_hash(p + s, limit, e + 1 - s);
+        c++;
+    }
+    *count = c;
+    return n;
+}
+#endif
+
+/* word_v1 over documents data[offsets[d]:offsets[d+1]] (d < ndocs; data holds nbytes bytes, already
+   lowercased where it is not ASCII). cp_word: one byte per code point (1 = letter, mark or number),
+   or NULL when the data is all ASCII. Writes every token's byte bounds and hash, and the token
+   offsets of the documents (ndocs + 1); returns the token count. The output arrays must hold
+   nbytes / 2 + ndocs + 1 tokens (a token takes a byte and is followed by a separator or a
+   document start). Windows of 64 ASCII bytes go the bit-mask way (ascii_window); the rest, and
+   whatever such a window hands back, one token at a time. */
 int64_t curator_tokenize_words(const uint8_t* data, int64_t nbytes, const int64_t* offsets, int64_t ndocs,
                                const uint8_t* cp_word, int64_t* starts, int64_t* ends, uint64_t* hashes,
                                int64_t* doc_tok) {
@@ -164,6 +215,16 @@ int64_t curator_tokenize_words(const uint8_t* data, int64_t nbytes, const int64_
         const uint8_t* p = data + offsets[d];
         const uint8_t* end = data + offsets[d + 1];
         while (p < end) {
+#if HAVE_WINDOWS
+            if (p + WINDOW <= limit) {
+                int64_t n = end - p < WINDOW ? end - p : WINDOW;
+                int64_t done = ascii_window(data, limit, p, n, end - p > WINDOW, starts, ends, hashes, &count);
+                if (done) {
+                    p += done;
+                    continue;
+                }
+            }
+#endif
             p = skip_class(data, limit, p, &win, 0);
             if (p >= end) break;
             const uint8_t* st = p;
@@ -186,12 +247,9 @@ int64_t curator_tokenize_words(const uint8_t* data, int64_t nbytes, const int64_
                     continue;
                 }
             }
-            int64_t len = p - st;
-            uint64_t h = mix64((WORD_SEED + (uint64_t)len * GOLDEN) ^ token_word(st, limit, len < 8 ? len : 8));
-            for (const uint8_t* q = st + 8; q < p; q += 8) h = mix64(h ^ token_word(q, limit, p - q < 8 ? p - q : 8));
             starts[count] = st - data;
             ends[count] = p - data;
-            hashes[count] = h;
+            hashes[count] = word_hash(st, limit, p - st);
             count++;
         }
     }

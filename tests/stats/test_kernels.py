@@ -110,6 +110,12 @@ def test_tokenizer_matches_numpy_on_random_bytes_across_windows(numpy_only, seed
         n = int(rng.integers(0, 200))
         docs.append("".join(rng.choice(alphabet, n, p=weights / weights.sum())))
     docs += ["w" * 63, "w" * 64, "w" * 65, "w" * 127 + " " + "v" * 129, " " * 64 + "x", ""]
+    # ASCII words of 1..80 bytes: runs that end on, start on and straddle the 64-byte windows' edges,
+    # in windows that are ASCII throughout (taken by bit masks) and in ones with a multi-byte character.
+    for _ in range(100):
+        words = ["".join(rng.choice(list("abcXYZ019"), int(rng.integers(1, 81)))) for _ in range(int(rng.integers(1, 9)))]
+        seps = rng.choice([" ", ", ", "\n", " é ", "é", "-"], len(words), p=[0.5, 0.2, 0.1, 0.1, 0.05, 0.05])
+        docs.append("".join(w + s for w, s in zip(words, seps)))
     tok = get_tokenizer("word_v1")
     batches = [pa.array(docs, pa.large_string()), pa.array([d for d in docs if d.isascii()], pa.large_string()),
                pa.array(docs[:7], pa.large_string())]
