@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define CURATOR_KERNELS_ABI 4
+#define CURATOR_KERNELS_ABI 5
 
 #define MIX1 0xBF58476D1CE4E5B9ULL
 #define MIX2 0x94D049BB133111EBULL
@@ -255,6 +255,53 @@ int64_t curator_tokenize_words(const uint8_t* data, int64_t nbytes, const int64_
     }
     doc_tok[ndocs] = count;
     return count;
+}
+
+/* The documents data[offsets[d]:offsets[d+1]] (d < ndocs) that hold a byte >= 0x80, into docs (ascending),
+   and the positions of their code points' lead bytes (>= 0xC0) into lead, up to lead_cap of them;
+   out[0] = how many lead bytes there are (a caller whose lead_cap was smaller calls again with more room).
+   Returns the number of such documents. In valid UTF-8 every byte >= 0x80 belongs to a code point of
+   its own document, whose lead byte is >= 0xC0. */
+int64_t curator_non_ascii(const uint8_t* data, const int64_t* offsets, int64_t ndocs, int64_t* docs, int64_t* lead,
+                          int64_t lead_cap, int64_t* out) {
+    int64_t nd = 0, nl = 0;
+    for (int64_t d = 0; d < ndocs; d++) {
+        const uint8_t* p = data + offsets[d];
+        const uint8_t* end = data + offsets[d + 1];
+        int high = 0;
+#if defined(__SSE2__)
+        __m128i acc = _mm_setzero_si128();
+        for (; p + 64 <= end && !high; p += 64) {
+            acc = _mm_or_si128(_mm_or_si128(_mm_loadu_si128((const __m128i*)p), _mm_loadu_si128((const __m128i*)(p + 16))),
+                               _mm_or_si128(_mm_loadu_si128((const __m128i*)(p + 32)), _mm_loadu_si128((const __m128i*)(p + 48))));
+            high = _mm_movemask_epi8(acc) != 0;
+        }
+#endif
+        for (; p < end && !high; p++) high = *p >= 0x80;
+        if (!high) continue;
+        docs[nd++] = d;
+        const uint8_t* q = data + offsets[d];
+#if defined(__SSE2__)
+        /* Bytes >= 0xC0: the sign bit set and, as signed bytes, above -65. */
+        for (; q + 16 <= end; q += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i*)q);
+            uint32_t bits = (uint32_t)_mm_movemask_epi8(_mm_and_si128(x, _mm_cmpgt_epi8(x, _mm_set1_epi8(-65))));
+            while (bits) {
+                if (nl < lead_cap) lead[nl] = q - data + ctz64(bits);
+                nl++;
+                bits &= bits - 1;
+            }
+        }
+#endif
+        for (; q < end; q++) {
+            if (*q >= 0xC0) {
+                if (nl < lead_cap) lead[nl] = q - data;
+                nl++;
+            }
+        }
+    }
+    out[0] = nl;
+    return nd;
 }
 
 /* Advances a block's n-gram values from n - 1 to n and builds their sort keys (blocks.py).

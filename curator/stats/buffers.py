@@ -43,5 +43,11 @@ class Buffers:
             self._arrays[name] = buf
         return buf[:size]
 
+    def at_least(self, name: str, size: int, dtype) -> np.ndarray:
+        """Like ``get``, but the whole cached array: ``size`` elements or more (for a kernel that
+        fills what room it is given and says how much it needed)."""
+        self.get(name, size, dtype)
+        return self._arrays[name]
+
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self._arrays.values())

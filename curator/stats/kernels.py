@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 # Must equal CURATOR_KERNELS_ABI in _kernels.c: a library built from another version is refused.
-ABI = 4
+ABI = 5
 _PATH = Path(__file__).with_name("_kernels.so")
 
 _P = ctypes.c_void_p
@@ -32,6 +32,7 @@ _U = ctypes.c_uint64
 _SIGNATURES = {
     "curator_kernels_abi": [],
     "curator_tokenize_words": [_P, _I, _P, _I, _P, _P, _P, _P, _P],
+    "curator_non_ascii": [_P, _P, _I, _P, _P, _I, _P],
     "curator_block_keys": [_P, _P, _P, _I, _I, _U, _P, _U, _P],
     "curator_block_occurrences": [_P, _I, _U, _P, _P, _P, _P, _P, _P, _P, _P],
     "curator_block_rows": [_P, _I, _U, _P, _P, _P, _P, _P, _P, _P, _P, _P],
@@ -82,6 +83,16 @@ def tokenize_words(data: np.ndarray, offsets: np.ndarray, cp_word: np.ndarray | 
     return LIB.curator_tokenize_words(_ptr(data), len(data), _ptr(offsets), len(offsets) - 1,
                                       None if cp_word is None else _ptr(cp_word), _ptr(starts), _ptr(ends),
                                       _ptr(hashes), _ptr(doc_tok))
+
+
+def non_ascii(data: np.ndarray, offsets: np.ndarray, lead: np.ndarray) -> tuple[np.ndarray, int]:
+    """The documents ``data[offsets[d]:offsets[d+1]]`` that hold a byte >= 0x80 (int64, ascending), and how
+    many lead bytes (>= 0xC0) they hold: their positions fill ``lead`` (int64) as far as it has room."""
+    ndocs = len(offsets) - 1
+    docs = np.empty(max(ndocs, 0), np.int64)
+    out = np.zeros(1, np.int64)
+    nd = LIB.curator_non_ascii(_ptr(data), _ptr(offsets), ndocs, _ptr(docs), _ptr(lead), len(lead), _ptr(out))
+    return docs[:nd], int(out[0])
 
 
 def block_keys(prev: np.ndarray, s: np.ndarray, tok: np.ndarray, n: int, mult: int, doc_end: np.ndarray, low: int,

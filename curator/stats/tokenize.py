@@ -241,6 +241,19 @@ def _non_ascii_docs(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, 
     return np.unique(np.searchsorted(offsets, lead, side="right") - 1), lead
 
 
+def _non_ascii_compiled(offsets: np.ndarray, data: np.ndarray, buffers: Buffers | None) -> tuple[np.ndarray, np.ndarray]:
+    """``_non_ascii_docs`` in one compiled pass (the lead positions may lie in ``buffers``)."""
+    def room(n: int) -> np.ndarray:
+        return np.empty(n, np.int64) if buffers is None else buffers.at_least("tok.lead", n, np.int64)
+
+    lead = room(1 << 12)
+    docs, n = kernels.non_ascii(data, offsets, lead)
+    if n > len(lead):  # more lead bytes than room: again, with room for all
+        lead = room(n)
+        docs, n = kernels.non_ascii(data, offsets, lead)
+    return docs, lead[:n]
+
+
 def _code_points(data: np.ndarray, lead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The code points that start at the lead bytes ``lead`` (>= 0xC0), and their UTF-8 widths."""
     # Arrow guarantees valid UTF-8, so every continuation byte exists; clip only to stay in range.
@@ -546,7 +559,10 @@ class WordTokenizer(Tokenizer):
     def _encode(self, texts: pa.Array | pa.ChunkedArray, buffers: Buffers | None) -> TokenBatch:
         arr = _as_large_string(texts)
         offsets, data = _buffers(arr)
-        non_ascii, lead = _non_ascii_docs(offsets, data)
+        if kernels.LIB is not None:
+            non_ascii, lead = _non_ascii_compiled(offsets, data, buffers)
+        else:
+            non_ascii, lead = _non_ascii_docs(offsets, data)
         if len(non_ascii):
             arr = _lowercase_docs(arr, non_ascii, lead)
             offsets, data = _buffers(arr)

@@ -129,6 +129,31 @@ def test_tokenizer_matches_numpy_on_random_bytes_across_windows(numpy_only, seed
         assert s == ref.strings(np.arange(len(ref.hashes)))
 
 
+@needs_lib
+@pytest.mark.parametrize("seed", range(3))
+def test_non_ascii_documents_match_numpy(seed):
+    # Which documents hold a byte >= 0x80, and where their lead bytes are: the compiled scan (64 bytes
+    # at a time, then byte by byte) against the numpy one, with too little room for the leads at first.
+    from curator.stats import tokenize as tk
+    from curator.stats.buffers import Buffers
+
+    rng = np.random.default_rng(seed)
+    pieces = ["a", " ", "é", "日本", "😀", "x" * 70, "Σ", "\n"]
+    docs = ["".join(rng.choice(pieces, int(rng.integers(0, 40)), p=[0.3, 0.2, 0.02, 0.01, 0.01, 0.4, 0.01, 0.05]))
+            for _ in range(400)]
+    docs += ["", "a" * 64, "a" * 63 + "é", "a" * 64 + "é", "é" * 40, "b" * 100 + "ü" * 5000]
+    arr = pa.array(docs, pa.large_string())
+    offsets, data = tk._buffers(arr)
+    want_docs, want_lead = tk._non_ascii_docs(offsets, data)
+    for buffers in (None, Buffers()):
+        got_docs, got_lead = tk._non_ascii_compiled(offsets, data, buffers)
+        assert np.array_equal(got_docs, want_docs) and np.array_equal(got_lead, want_lead)
+        assert len(want_lead) > 1 << 12  # the first call had too little room
+    ascii_only = pa.array(["abc", "", "x y"], pa.large_string())
+    got_docs, got_lead = tk._non_ascii_compiled(*tk._buffers(ascii_only), None)
+    assert len(got_docs) == 0 and len(got_lead) == 0
+
+
 def _stats_tables(texts, groups, names, **options):
     with ng.NgramAccumulator(**options) as acc:
         for i in range(0, len(texts), 37):
