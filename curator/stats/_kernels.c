@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define CURATOR_KERNELS_ABI 5
+#define CURATOR_KERNELS_ABI 6
 
 #define MIX1 0xBF58476D1CE4E5B9ULL
 #define MIX2 0x94D049BB133111EBULL
@@ -254,6 +254,23 @@ int64_t curator_tokenize_words(const uint8_t* data, int64_t nbytes, const int64_
         }
     }
     doc_tok[ndocs] = count;
+    return count;
+}
+
+/* Positions of the newline bytes of data[0:n], ascending, into out (up to cap of them); returns how many
+   there are (a caller whose cap was smaller calls again with more room). memchr is vectorised in every C
+   library: a line costs one call, not a test per byte. */
+int64_t curator_newlines(const uint8_t* data, int64_t n, int64_t* out, int64_t cap) {
+    int64_t count = 0;
+    const uint8_t* p = data;
+    const uint8_t* end = data + n;
+    while (p < end) {
+        const uint8_t* q = memchr(p, '\n', (size_t)(end - p));
+        if (q == 0) break;
+        if (count < cap) out[count] = q - data;
+        count++;
+        p = q + 1;
+    }
     return count;
 }
 

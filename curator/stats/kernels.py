@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 # Must equal CURATOR_KERNELS_ABI in _kernels.c: a library built from another version is refused.
-ABI = 5
+ABI = 6
 _PATH = Path(__file__).with_name("_kernels.so")
 
 _P = ctypes.c_void_p
@@ -32,6 +32,7 @@ _U = ctypes.c_uint64
 _SIGNATURES = {
     "curator_kernels_abi": [],
     "curator_tokenize_words": [_P, _I, _P, _I, _P, _P, _P, _P, _P],
+    "curator_newlines": [_P, _I, _P, _I],
     "curator_non_ascii": [_P, _P, _I, _P, _P, _I, _P],
     "curator_block_keys": [_P, _P, _P, _I, _I, _U, _P, _U, _P],
     "curator_block_occurrences": [_P, _I, _U, _P, _P, _P, _P, _P, _P, _P, _P],
@@ -83,6 +84,16 @@ def tokenize_words(data: np.ndarray, offsets: np.ndarray, cp_word: np.ndarray | 
     return LIB.curator_tokenize_words(_ptr(data), len(data), _ptr(offsets), len(offsets) - 1,
                                       None if cp_word is None else _ptr(cp_word), _ptr(starts), _ptr(ends),
                                       _ptr(hashes), _ptr(doc_tok))
+
+
+def newlines(data: np.ndarray) -> np.ndarray:
+    """Positions (int64, ascending) of the newline bytes of the uint8 array ``data``."""
+    out = np.empty(len(data) // 64 + 1024, np.int64)  # lines of text are longer than 64 bytes, mostly
+    count = LIB.curator_newlines(_ptr(data), len(data), _ptr(out), len(out))
+    if count > len(out):
+        out = np.empty(count, np.int64)
+        LIB.curator_newlines(_ptr(data), len(data), _ptr(out), len(out))
+    return out[:count]
 
 
 def non_ascii(data: np.ndarray, offsets: np.ndarray, lead: np.ndarray) -> tuple[np.ndarray, int]:

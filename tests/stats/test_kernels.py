@@ -154,6 +154,14 @@ def test_non_ascii_documents_match_numpy(seed):
     assert len(got_docs) == 0 and len(got_lead) == 0
 
 
+@needs_lib
+@pytest.mark.parametrize("data", [b"", b"no newline", b"\n", b"a\nb\n\nc", b"\n" * 5000, b"x" * 70 + b"\n" * 3000])
+def test_newlines_match_numpy(data):
+    # The last two have more newlines than the first guess at their number leaves room for.
+    arr = np.frombuffer(data, np.uint8)
+    assert np.array_equal(kernels.newlines(arr), np.flatnonzero(arr == 10))
+
+
 def _stats_tables(texts, groups, names, **options):
     with ng.NgramAccumulator(**options) as acc:
         for i in range(0, len(texts), 37):

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from curator.errors import InputError
+from curator.stats import kernels
 
 from .documents import DOC_SCHEMA, SNIPPET, DocBatch, ReadContext, Reject, emit, empty_file
 
@@ -39,7 +40,7 @@ def utf8_ok(data: Any) -> bool:
 
 def line_index(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Newline positions, line starts and line ends (newline excluded); the last line may be partial."""
-    nl = np.flatnonzero(arr == 10)
+    nl = kernels.newlines(arr) if kernels.LIB is not None else np.flatnonzero(arr == 10)
     starts = np.empty(len(nl) + 1, dtype=np.int64)
     starts[0] = 0
     starts[1:] = nl + 1
