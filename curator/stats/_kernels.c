@@ -10,9 +10,10 @@
    CURATOR_KERNELS_ABI (here and in kernels.py) whenever a signature or a meaning changes, so that
    a stale library is refused instead of misread. */
 #include <stdint.h>
+#include <stddef.h>
 #include <string.h>
 
-#define CURATOR_KERNELS_ABI 6
+#define CURATOR_KERNELS_ABI 7
 
 #define MIX1 0xBF58476D1CE4E5B9ULL
 #define MIX2 0x94D049BB133111EBULL
@@ -255,6 +256,26 @@ int64_t curator_tokenize_words(const uint8_t* data, int64_t nbytes, const int64_
     }
     doc_tok[ndocs] = count;
     return count;
+}
+
+/* The md5 digest of each string data[offsets[i]:offsets[i+1]] (i < n) as 32 lowercase hex digits, back to
+   back into out (32 n bytes). md5: the address of a one-shot md5 function with OpenSSL's MD5() signature
+   (the caller finds it in the C library that hashlib uses; its assembly runs faster than portable C). */
+typedef unsigned char* (*curator_md5_fn)(const unsigned char*, size_t, unsigned char*);
+
+int64_t curator_md5_hex(const uint8_t* data, const int64_t* offsets, int64_t n, uint64_t md5, char* out) {
+    static const char hex[] = "0123456789abcdef";
+    curator_md5_fn fn = (curator_md5_fn)(uintptr_t)md5;
+    unsigned char digest[16];
+    for (int64_t i = 0; i < n; i++) {
+        fn(data + offsets[i], (size_t)(offsets[i + 1] - offsets[i]), digest);
+        char* o = out + 32 * i;
+        for (int j = 0; j < 16; j++) {
+            o[2 * j] = hex[digest[j] >> 4];
+            o[2 * j + 1] = hex[digest[j] & 15];
+        }
+    }
+    return n;
 }
 
 /* Positions of the newline bytes of data[0:n], ascending, into out (up to cap of them); returns how many

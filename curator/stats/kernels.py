@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 # Must equal CURATOR_KERNELS_ABI in _kernels.c: a library built from another version is refused.
-ABI = 6
+ABI = 7
 _PATH = Path(__file__).with_name("_kernels.so")
 
 _P = ctypes.c_void_p
@@ -32,6 +32,7 @@ _U = ctypes.c_uint64
 _SIGNATURES = {
     "curator_kernels_abi": [],
     "curator_tokenize_words": [_P, _I, _P, _I, _P, _P, _P, _P, _P],
+    "curator_md5_hex": [_P, _P, _I, _U, _P],
     "curator_newlines": [_P, _I, _P, _I],
     "curator_non_ascii": [_P, _P, _I, _P, _P, _I, _P],
     "curator_block_keys": [_P, _P, _P, _I, _I, _U, _P, _U, _P],
@@ -84,6 +85,15 @@ def tokenize_words(data: np.ndarray, offsets: np.ndarray, cp_word: np.ndarray | 
     return LIB.curator_tokenize_words(_ptr(data), len(data), _ptr(offsets), len(offsets) - 1,
                                       None if cp_word is None else _ptr(cp_word), _ptr(starts), _ptr(ends),
                                       _ptr(hashes), _ptr(doc_tok))
+
+
+def md5_hex(data: np.ndarray, offsets: np.ndarray, md5: int) -> np.ndarray:
+    """The md5 hex digest of each string ``data[offsets[i]:offsets[i+1]]`` (uint8 data, int64 offsets), 32
+    bytes each, back to back (uint8); ``md5`` is the address of a function with OpenSSL's ``MD5()`` signature."""
+    n = len(offsets) - 1
+    out = np.empty(32 * n, np.uint8)
+    LIB.curator_md5_hex(_ptr(data), _ptr(offsets), n, md5, _ptr(out))
+    return out
 
 
 def newlines(data: np.ndarray) -> np.ndarray:
