@@ -68,6 +68,16 @@ def openssl_md5() -> int | None:
     return None
 
 
+def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The int64 offsets (len + 1, not rebased) and the uint8 data buffer of a string or large_string array."""
+    n = len(strings)
+    width = np.int32 if pa.types.is_string(strings.type) else np.int64
+    offsets = np.frombuffer(strings.buffers()[1], width, n + 1, strings.offset * np.dtype(width).itemsize)
+    data = strings.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offsets.astype(np.int64), data
+
+
 def md5_hexes(strings: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     """md5 hex of each string by OpenSSL's ``MD5()`` (see the module doc), nulls kept as nulls; None
     without that function, or for anything but strings (the caller then asks DuckDB)."""
@@ -81,12 +91,9 @@ def md5_hexes(strings: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     n = len(strings)
     if strings.null_count == n:  # no prompts at all, say: nothing to hash
         return pa.nulls(n, pa.string())
-    width = np.int32 if pa.types.is_string(strings.type) else np.int64
-    offsets = np.frombuffer(strings.buffers()[1], width, n + 1, strings.offset * np.dtype(width).itemsize)
-    data = strings.buffers()[2]
-    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    offsets, data = _string_buffers(strings)
     # A null slot still gets a digest (of whatever bytes its offsets span), hidden by the validity bitmap.
-    digests = kernels.md5_hex(data, offsets.astype(np.int64), md5)
+    digests = kernels.md5_hex(data, offsets, md5)
     validity = pa.array(np.asarray(strings.is_valid())).buffers()[1] if strings.null_count else None
     return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(np.arange(0, 32 * n + 1, 32, dtype=np.int32)),
                                                  pa.py_buffer(digests)], null_count=strings.null_count)
@@ -142,9 +149,7 @@ def id_numbers(ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]
     n = len(ids)
     if n == 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-    width = np.int32 if pa.types.is_string(ids.type) else np.int64
-    offsets = np.frombuffer(ids.buffers()[1], width, n + 1, ids.offset * np.dtype(width).itemsize).astype(np.int64)
-    data = np.frombuffer(ids.buffers()[2], np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
+    offsets, data = _string_buffers(ids)
     ok = np.diff(offsets) == 32
     if ids.null_count:
         ok &= ~np.asarray(ids.is_null())

@@ -3,7 +3,8 @@
    Each function here is one fused pass that the numpy code (the fallback, and the reference the
    tests compare against) does in several: the tokenizer classifies bytes, finds token bounds and
    hashes tokens in one walk over the text; the block functions read a block's sorted n-gram
-   positions once and emit its partial state. Definitions (the token hash, what a repeat is) are
+   positions once and emit its partial state. A few loops serve the ingest side too (the reader's
+   newline index, the md5 of the content ids). Definitions (the token hash, what a repeat is) are
    those of tokenize.py and blocks.py; the results are bit for bit the same as the numpy code's.
 
    Plain C with no Python headers: built by hatch_build.py into curator/stats/_kernels.so. Bump

@@ -11,8 +11,10 @@ compiler, a failed build, or ``CURATOR_KERNELS=0`` in the environment leave ``LI
 the engine uses its numpy code, which computes the very same numbers (the tests compare the two).
 ``status()`` says which is in use and why.
 
-Every function here takes numpy arrays the caller allocated (C-contiguous, of the documented
-dtypes; nothing is checked per call, since they are called per block) and returns counts.
+Every function here takes C-contiguous numpy arrays of the documented dtypes (nothing is checked
+per call, since they are called per block). Most write into arrays the caller allocated and return
+counts; ``md5_hex``, ``newlines``, ``non_ascii`` and ``top_rows`` return arrays of their own. The
+same library also serves the ingest side: the reader's newline index and the md5 loop of the ids.
 """
 from __future__ import annotations
 
